@@ -1,0 +1,67 @@
+# lensflow: `make demo` runs the pipeline on the local stack, `make test` runs every test.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+export AWS_EC2_METADATA_DISABLED := true
+
+STACK := setup/stack.sh
+LOCAL_ENV := set -a; . .lensflow/local.env; set +a
+TS_SOURCES := $(shell find src -name '*.ts') tsconfig.json tsconfig.build.json package-lock.json
+PY_PACKAGE := $(shell find spark/lensflow_spark -name '*.py' -o -name '*.json')
+
+.PHONY: help setup build up down status demo test check typecheck lint jest pytest contracts clean
+
+help:
+	@echo "make demo   - install what is missing, start the local stack, run the pipeline, print the result"
+	@echo "make test   - install what is missing, start the stack, typecheck + lint + jest + pytest, stop the stack"
+	@echo "make up | down | status - the local stack (Temporal + Web UI, S3 server, worker)"
+
+setup:
+	@bash setup/install.sh
+
+dist/.built: $(TS_SOURCES) $(PY_PACKAGE) spark/build_zip.py
+	npx tsc -p tsconfig.build.json
+	.lensflow/venv/bin/python spark/build_zip.py spark/lensflow_spark dist/spark/lensflow_spark.zip
+	touch $@
+
+build: setup
+	@ln -sfn "$$(sed -n 's/^LENSFLOW_VENV=//p' .lensflow/tools.env)" .lensflow/venv
+	@$(MAKE) --no-print-directory dist/.built
+
+up: build
+	@bash $(STACK) up
+
+down:
+	@bash $(STACK) down
+
+status:
+	@bash $(STACK) status
+
+demo: up
+	@$(LOCAL_ENV); node dist/cli/main.js run --dataset $${LENSFLOW_DATASET:-ml-latest-small}
+
+# The stack goes down whether the checks pass or not; the exit code is the checks'.
+test: up
+	@rc=0; $(MAKE) --no-print-directory check || rc=$$?; bash $(STACK) down; exit $$rc
+
+check: typecheck lint jest pytest
+
+typecheck:
+	npx tsc -p tsconfig.json --noEmit
+
+lint:
+	npx eslint .
+	.lensflow/venv/bin/ruff check spark
+	.lensflow/venv/bin/ruff format --check spark
+
+jest:
+	@$(LOCAL_ENV); npx jest
+
+pytest:
+	@$(LOCAL_ENV); cd spark && PYTHONPATH=. ../.lensflow/venv/bin/python -m pytest
+
+contracts:
+	npx tsc -p tsconfig.build.json && node dist/contracts/exportSchemas.js
+
+clean:
+	rm -rf dist

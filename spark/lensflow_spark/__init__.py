@@ -1,0 +1,1 @@
+"""lensflow's PySpark jobs. Library modules are pure DataFrame functions; only `jobs/` touches storage."""

@@ -1,0 +1,1 @@
+"""Job entry points: parse arguments, read, call library functions, write, report."""

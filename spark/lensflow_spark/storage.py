@@ -1,0 +1,42 @@
+"""Small-file I/O through Hadoop's FileSystem, so local paths and s3a:// URIs behave the same."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+
+def _fs_path(spark: SparkSession, uri: str):
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
+
+
+def write_json(spark: SparkSession, uri: str, doc: Any) -> None:
+    """Writes `doc` as one JSON object (on S3 a single PUT: readers see all of it or nothing)."""
+    fs, path = _fs_path(spark, uri)
+    out = fs.create(path, True)
+    try:
+        out.write(bytearray(json.dumps(doc, indent=2, sort_keys=True).encode("utf-8")))
+    finally:
+        out.close()
+
+
+def read_json(spark: SparkSession, uri: str) -> Any:
+    """Reads one JSON object written by `write_json`."""
+    fs, path = _fs_path(spark, uri)
+    stream = fs.open(path)
+    try:
+        reader = spark.sparkContext._jvm.java.io.BufferedReader(
+            spark.sparkContext._jvm.java.io.InputStreamReader(stream, "UTF-8")
+        )
+        lines = []
+        line = reader.readLine()
+        while line is not None:
+            lines.append(line)
+            line = reader.readLine()
+        return json.loads("\n".join(lines))
+    finally:
+        stream.close()

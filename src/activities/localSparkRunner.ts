@@ -1,0 +1,122 @@
+/**
+ * Runs an EMR-shaped Spark step on local Spark: the same spark-submit arguments, with
+ * `--deploy-mode cluster` dropped, a local master and the s3a settings added, and `s3://` read as
+ * `s3a://`. spark-submit runs in its own process group so that cancelling kills the whole JVM tree.
+ */
+import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ApplicationFailure } from '@temporalio/common';
+import type { SparkStep } from '../contracts/sparkStep';
+import type { Settings } from '../settings';
+
+/** Hooks the activity gives the runner: a liveness beat and a cancellation signal. */
+export interface StepWatch {
+  heartbeat(): void;
+  cancelled: AbortSignal;
+}
+
+const STDERR_TAIL_BYTES = 8_000;
+const KILL_GRACE_MS = 3_000;
+
+/** Hadoop/Spark settings for s3a against the configured endpoint and the S3A magic committer. */
+export function localSparkConf(settings: Settings): string[] {
+  const { spark, s3 } = settings;
+  if (!spark.jarsDir) throw new Error('LENSFLOW_SPARK_JARS is not set: run `make setup` and start the worker with `make up`');
+  const conf: Record<string, string> = {
+    'spark.driver.extraClassPath': join(spark.jarsDir, '*'),
+    'spark.executor.extraClassPath': join(spark.jarsDir, '*'),
+    'spark.driver.host': '127.0.0.1',
+    'spark.driver.bindAddress': '127.0.0.1',
+    'spark.ui.enabled': 'false',
+    'spark.hadoop.fs.s3a.endpoint.region': s3.region,
+    // The magic committer: tasks write straight to their final keys as pending multipart uploads
+    // that the job commit completes, so nothing half-written is ever visible.
+    'spark.hadoop.fs.s3a.committer.name': 'magic',
+    'spark.hadoop.mapreduce.outputcommitter.factory.scheme.s3a': 'org.apache.hadoop.fs.s3a.commit.S3ACommitterFactory',
+    'spark.sql.sources.commitProtocolClass': 'org.apache.spark.internal.io.cloud.PathOutputCommitProtocol',
+    'spark.sql.parquet.output.committer.class': 'org.apache.spark.internal.io.cloud.BindingParquetOutputCommitter',
+  };
+  if (s3.endpoint) {
+    conf['spark.hadoop.fs.s3a.endpoint'] = s3.endpoint;
+    conf['spark.hadoop.fs.s3a.path.style.access'] = 'true';
+    conf['spark.hadoop.fs.s3a.connection.ssl.enabled'] = String(s3.endpoint.startsWith('https:'));
+  }
+  return Object.entries(conf).flatMap(([k, v]) => ['--conf', `${k}=${v}`]);
+}
+
+/** The local spark-submit command line for an EMR-shaped step. */
+export function toLocalCommand(step: SparkStep, settings: Settings): { command: string; args: string[] } {
+  if (!settings.spark.venv) throw new Error('LENSFLOW_VENV is not set: run `make setup` and start the worker with `make up`');
+  const [, ...rest] = step.hadoopJarStep.args;
+  const args: string[] = [];
+  for (let i = 0; i < rest.length; i++) {
+    if (rest[i] === '--deploy-mode') {
+      i++; // local Spark runs the driver here
+      continue;
+    }
+    args.push(rest[i]!.replace(/^s3:\/\//, 's3a://'));
+  }
+  const local = ['--master', settings.spark.master, '--driver-memory', settings.spark.driverMemory, ...localSparkConf(settings)];
+  return { command: join(settings.spark.venv, 'bin', 'spark-submit'), args: [...local, ...args] };
+}
+
+/**
+ * Runs the step to completion. Resolves on exit 0; on a non-zero exit throws a non-retryable
+ * `SparkJobFailed` carrying the tail of the job's stderr; on cancellation kills the process group.
+ */
+export async function runLocalStep(step: SparkStep, settings: Settings, logName: string, watch: StepWatch): Promise<void> {
+  const { command, args } = toLocalCommand(step, settings);
+  const logDir = join(settings.stateDir, 'logs', 'steps');
+  await mkdir(logDir, { recursive: true });
+  const logPath = join(logDir, `${logName}.log`);
+  const log = createWriteStream(logPath, { flags: 'a' });
+  const child = spawn(command, args, {
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      ...process.env,
+      PYSPARK_PYTHON: join(settings.spark.venv!, 'bin', 'python'),
+      SPARK_LOCAL_IP: '127.0.0.1',
+      AWS_EC2_METADATA_DISABLED: 'true',
+    },
+  });
+  let tail = '';
+  child.stdout.pipe(log, { end: false });
+  child.stderr.on('data', (chunk: Buffer) => {
+    log.write(chunk);
+    tail = (tail + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES);
+  });
+
+  const killGroup = (signal: NodeJS.Signals) => {
+    try {
+      if (child.pid) process.kill(-child.pid, signal);
+    } catch {
+      // already gone
+    }
+  };
+  const onCancel = () => {
+    killGroup('SIGTERM');
+    setTimeout(() => killGroup('SIGKILL'), KILL_GRACE_MS).unref();
+  };
+  watch.cancelled.addEventListener('abort', onCancel, { once: true });
+  const beat = setInterval(() => watch.heartbeat(), 5_000);
+  try {
+    const code = await new Promise<number | null>((resolve, reject) => {
+      child.on('error', reject);
+      child.on('close', (c) => resolve(c));
+    });
+    if (watch.cancelled.aborted) throw watch.cancelled.reason ?? new Error('cancelled');
+    if (code !== 0) {
+      throw ApplicationFailure.nonRetryable(
+        `Spark step "${step.name}" exited with code ${code}; full log: ${logPath}\n--- stderr tail ---\n${tail}`,
+        'SparkJobFailed',
+      );
+    }
+  } finally {
+    clearInterval(beat);
+    watch.cancelled.removeEventListener('abort', onCancel);
+    log.end();
+  }
+}

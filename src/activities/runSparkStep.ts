@@ -1,0 +1,65 @@
+/**
+ * Activity `runSparkStep`: publishes the job package, describes the job as an EMR step, runs it
+ * with the configured runner and returns the job's result JSON, validated against its contract.
+ *
+ * Idempotent: when a valid result already sits at `resultUri` (the step finished before a worker
+ * crash or a retry), the step is not run again.
+ */
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { JobResults, type CleanResult } from '../contracts/jobResults';
+import { parseS3Uri } from '../contracts/s3';
+import { RunSparkStepInput, type RunSparkStepResult } from '../contracts/sparkStep';
+import type { Settings } from '../settings';
+import { publishJobPackage } from './jobPackage';
+import { runLocalStep } from './localSparkRunner';
+import { isNotFound } from './s3Client';
+import { buildSparkStep } from './sparkSteps';
+
+/** Reads a JSON object from S3; undefined when the key does not exist. */
+export async function readJson(s3: S3Client, uri: string): Promise<unknown> {
+  const { bucket, key } = parseS3Uri(uri);
+  try {
+    const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    return JSON.parse(await res.Body!.transformToString('utf8'));
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+/** Builds the activity over an S3 client and the worker's settings. */
+export function makeRunSparkStep(s3: S3Client, settings: Settings) {
+  return async function runSparkStep(rawInput: RunSparkStepInput): Promise<RunSparkStepResult<CleanResult>> {
+    const input = RunSparkStepInput.parse(rawInput);
+    const started = Date.now();
+    const contract = JobResults[input.job];
+    const pkg = await publishJobPackage(s3, settings.spark, input.bucket, input.prefix);
+    const step = buildSparkStep(input.job, input.runId, pkg, input.jobArgs);
+
+    const previous = await readJson(s3, input.resultUri);
+    if (previous !== undefined && contract.safeParse(previous).success) {
+      return { step, result: contract.parse(previous), reused: true, durationSeconds: 0 };
+    }
+
+    const ctx = Context.current();
+    await runLocalStep(step, settings, `${input.runId}-${input.job}`, {
+      heartbeat: () => ctx.heartbeat(),
+      cancelled: ctx.cancellationSignal,
+    });
+
+    const written = await readJson(s3, input.resultUri);
+    if (written === undefined) {
+      throw ApplicationFailure.nonRetryable(`Spark step "${step.name}" succeeded but wrote no result at ${input.resultUri}`, 'SparkJobFailed');
+    }
+    const parsed = contract.safeParse(written);
+    if (!parsed.success) {
+      throw ApplicationFailure.nonRetryable(
+        `the ${input.job} result at ${input.resultUri} breaks its contract: ${parsed.error.message}`,
+        'ContractViolation',
+      );
+    }
+    return { step, result: parsed.data, reused: false, durationSeconds: (Date.now() - started) / 1000 };
+  };
+}

@@ -1,0 +1,26 @@
+import type { JobName } from '../contracts/jobResults';
+import type { SparkStep } from '../contracts/sparkStep';
+
+/** URIs of a published job package: `<codeUri>lensflow_spark.zip` and `<codeUri>jobs/<job>.py`. */
+export interface JobPackage {
+  codeUri: string;
+}
+
+/** Describes one job run as the EMR step that would run it in cluster mode. */
+export function buildSparkStep(job: JobName, runId: string, pkg: JobPackage, jobArgs: readonly string[]): SparkStep {
+  return {
+    name: `lensflow ${job} ${runId}`,
+    actionOnFailure: 'CONTINUE',
+    hadoopJarStep: {
+      jar: 'command-runner.jar',
+      args: [
+        'spark-submit',
+        '--deploy-mode', 'cluster',
+        '--name', `lensflow-${job}-${runId}`,
+        '--py-files', `${pkg.codeUri}lensflow_spark.zip`,
+        `${pkg.codeUri}jobs/${job}.py`,
+        ...jobArgs,
+      ],
+    },
+  };
+}

@@ -1,0 +1,18 @@
+import { z } from 'zod';
+
+/** MovieLens releases lensflow knows how to stage. */
+export const DatasetName = z.enum(['ml-latest-small', 'ml-100k']);
+export type DatasetName = z.infer<typeof DatasetName>;
+
+/**
+ * Where the worker finds the raw files.
+ * - `auto`: `LENSFLOW_DATA_DIR/<dataset>/` when the worker has it, otherwise the GroupLens download.
+ * - `local`: `<dir>/<dataset>/` on the worker's disk; an error if it is missing.
+ * - `grouplens`: the official zip, cached on the worker and checked against its published SHA-256.
+ */
+export const DataSource = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('auto') }),
+  z.object({ kind: z.literal('local'), dir: z.string().min(1) }),
+  z.object({ kind: z.literal('grouplens') }),
+]);
+export type DataSource = z.infer<typeof DataSource>;

@@ -1,0 +1,23 @@
+/**
+ * Writes the job result contracts as JSON Schema files for the Python side.
+ * Run with `npm run contracts`; a jest test fails when the committed files are stale.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { JobResults } from './jobResults';
+
+export const SCHEMA_DIR = join(__dirname, '..', '..', 'spark', 'lensflow_spark', 'contracts');
+
+/** The JSON Schema text for each job, keyed by file name. */
+export function renderSchemas(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [job, schema] of Object.entries(JobResults)) {
+    out[`${job}-result.schema.json`] = JSON.stringify(z.toJSONSchema(schema, { target: 'draft-2020-12' }), null, 2) + '\n';
+  }
+  return out;
+}
+
+if (require.main === module) {
+  for (const [file, text] of Object.entries(renderSchemas())) writeFileSync(join(SCHEMA_DIR, file), text);
+}

@@ -1,0 +1,2 @@
+/** Every workflow the lensflow worker registers. */
+export { trainingPipeline } from './trainingPipeline';
