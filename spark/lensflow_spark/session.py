@@ -1,0 +1,51 @@
+"""SparkSession construction for tests, notebooks and local tools (jobs get theirs from spark-submit)."""
+
+from __future__ import annotations
+
+import os
+
+from pyspark.sql import SparkSession
+
+
+def local_session(app_name: str = "lensflow-local", cores: int = 2) -> SparkSession:
+    """A local SparkSession bound to 127.0.0.1.
+
+    With `LENSFLOW_SPARK_JARS` set the s3a jars go on the classpath, and with
+    `LENSFLOW_S3_ENDPOINT` set `s3a://` talks to that server with the credentials from the
+    environment (the AWS default chain), as `.lensflow/local.env` provides them.
+    """
+    builder = (
+        SparkSession.builder.master(f"local[{cores}]")
+        .appName(app_name)
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", str(cores * 2))
+        .config("spark.default.parallelism", str(cores * 2))
+        .config("spark.sql.session.timeZone", "UTC")
+    )
+    jars = os.environ.get("LENSFLOW_SPARK_JARS")
+    if jars:
+        builder = builder.config("spark.driver.extraClassPath", os.path.join(jars, "*"))
+    endpoint = os.environ.get("LENSFLOW_S3_ENDPOINT")
+    if endpoint:
+        builder = (
+            builder.config("spark.hadoop.fs.s3a.endpoint", endpoint)
+            .config("spark.hadoop.fs.s3a.endpoint.region", os.environ.get("AWS_REGION", "us-east-1"))
+            .config("spark.hadoop.fs.s3a.path.style.access", "true")
+            .config("spark.hadoop.fs.s3a.connection.ssl.enabled", str(endpoint.startswith("https:")).lower())
+            .config("spark.hadoop.fs.s3a.committer.name", "magic")
+            .config(
+                "spark.hadoop.mapreduce.outputcommitter.factory.scheme.s3a",
+                "org.apache.hadoop.fs.s3a.commit.S3ACommitterFactory",
+            )
+            .config(
+                "spark.sql.sources.commitProtocolClass",
+                "org.apache.spark.internal.io.cloud.PathOutputCommitProtocol",
+            )
+            .config(
+                "spark.sql.parquet.output.committer.class",
+                "org.apache.spark.internal.io.cloud.BindingParquetOutputCommitter",
+            )
+        )
+    return builder.getOrCreate()
