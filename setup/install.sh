@@ -31,6 +31,8 @@ if [ ! -f "$venv/.complete" ]; then
   say "python venv $venv"; rm -rf "$venv"; python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -c spark/constraints.txt $(printf -- '-r %s ' "${pyreqs[@]}")
   touch "$venv/.complete"
+  # Venvs of older lock files are dead weight (~700 MB each).
+  find "$CACHE" -maxdepth 1 -name 'venv-*' ! -path "$venv" -exec rm -rf {} +
 else say "python venv up to date"; fi
 
 # 3. s3a jars from Maven Central; hadoop-aws must match the Hadoop that pyspark bundles.
@@ -42,6 +44,7 @@ if [ ! -f "$jars/.complete" ]; then
     org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies \
     -DincludeScope=runtime -DoutputDirectory="$jars.partial"
   rm -rf "$jars"; mv "$jars.partial" "$jars"; touch "$jars/.complete"
+  find "$CACHE" -maxdepth 1 -name 'jars-*' ! -path "$jars" -exec rm -rf {} +
 else say "s3a jars up to date"; fi
 bundled=$(ls "$venv"/lib/python3*/site-packages/pyspark/jars/ | sed -n 's/^hadoop-client-api-\(.*\)\.jar$/\1/p')
 fetched=$(ls "$jars" | sed -n 's/^hadoop-aws-\(.*\)\.jar$/\1/p')

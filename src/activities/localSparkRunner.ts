@@ -62,6 +62,16 @@ export function toLocalCommand(step: SparkStep, settings: Settings): { command: 
   return { command: join(settings.spark.venv, 'bin', 'spark-submit'), args: [...local, ...args] };
 }
 
+/** Maps the `s3a://` URIs a locally run job reports back to the `s3://` form the pipeline uses. */
+export function fromLocalUris(doc: unknown): unknown {
+  if (typeof doc === 'string') return doc.replace(/^s3a:\/\//, 's3://');
+  if (Array.isArray(doc)) return doc.map(fromLocalUris);
+  if (doc && typeof doc === 'object') {
+    return Object.fromEntries(Object.entries(doc).map(([k, v]) => [k, fromLocalUris(v)]));
+  }
+  return doc;
+}
+
 /**
  * Runs the step to completion. Resolves on exit 0; on a non-zero exit throws a non-retryable
  * `SparkJobFailed` carrying the tail of the job's stderr; on cancellation kills the process group.

@@ -13,16 +13,16 @@ import { parseS3Uri } from '../contracts/s3';
 import { RunSparkStepInput, type RunSparkStepResult } from '../contracts/sparkStep';
 import type { Settings } from '../settings';
 import { publishJobPackage } from './jobPackage';
-import { runLocalStep } from './localSparkRunner';
+import { fromLocalUris, runLocalStep } from './localSparkRunner';
 import { isNotFound } from './s3Client';
 import { buildSparkStep } from './sparkSteps';
 
-/** Reads a JSON object from S3; undefined when the key does not exist. */
-export async function readJson(s3: S3Client, uri: string): Promise<unknown> {
+/** Reads a job's result JSON from S3 (URIs in `s3://` form); undefined when the key does not exist. */
+export async function readResult(s3: S3Client, uri: string): Promise<unknown> {
   const { bucket, key } = parseS3Uri(uri);
   try {
     const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-    return JSON.parse(await res.Body!.transformToString('utf8'));
+    return fromLocalUris(JSON.parse(await res.Body!.transformToString('utf8')));
   } catch (err) {
     if (isNotFound(err)) return undefined;
     throw err;
@@ -38,7 +38,7 @@ export function makeRunSparkStep(s3: S3Client, settings: Settings) {
     const pkg = await publishJobPackage(s3, settings.spark, input.bucket, input.prefix);
     const step = buildSparkStep(input.job, input.runId, pkg, input.jobArgs);
 
-    const previous = await readJson(s3, input.resultUri);
+    const previous = await readResult(s3, input.resultUri);
     if (previous !== undefined && contract.safeParse(previous).success) {
       return { step, result: contract.parse(previous), reused: true, durationSeconds: 0 };
     }
@@ -49,7 +49,7 @@ export function makeRunSparkStep(s3: S3Client, settings: Settings) {
       cancelled: ctx.cancellationSignal,
     });
 
-    const written = await readJson(s3, input.resultUri);
+    const written = await readResult(s3, input.resultUri);
     if (written === undefined) {
       throw ApplicationFailure.nonRetryable(`Spark step "${step.name}" succeeded but wrote no result at ${input.resultUri}`, 'SparkJobFailed');
     }

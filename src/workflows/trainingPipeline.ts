@@ -3,6 +3,7 @@
  * Deterministic orchestration only; every side effect is an activity.
  */
 import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
+import { z } from 'zod';
 import type { Activities } from '../activities';
 import {
   TrainingPipelineInput,
@@ -26,7 +27,7 @@ const { runSparkStep } = proxyActivities<Activities>({
 export async function trainingPipeline(rawInput: TrainingPipelineInput): Promise<TrainingPipelineResult> {
   const parsed = TrainingPipelineInput.safeParse(rawInput);
   if (!parsed.success) {
-    throw ApplicationFailure.nonRetryable(`invalid trainingPipeline input: ${parsed.error.message}`, 'InvalidInput');
+    throw ApplicationFailure.nonRetryable(`invalid trainingPipeline input:\n${z.prettifyError(parsed.error)}`, 'InvalidInput');
   }
   const input = parsed.data;
   const layout = runLayout(input.bucket, input.prefix, input.runId);

@@ -1,0 +1,41 @@
+/**
+ * Access to the local stack that `make test` starts (Temporal dev server, versitygw, worker),
+ * configured from the environment `.lensflow/local.env` provides.
+ */
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { loadSettings, type Settings } from '../../src/settings';
+
+export function stackSettings(): Settings {
+  const settings = loadSettings();
+  if (!settings.s3.endpoint) {
+    throw new Error('LENSFLOW_S3_ENDPOINT is unset: run the tests with `make test` (or `make up` and source .lensflow/local.env)');
+  }
+  return settings;
+}
+
+/** A fresh key prefix per test run, so suites never see each other's objects. */
+export function uniquePrefix(label: string): string {
+  return `test/${label}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * Runs Python with boto3 from the project's venv: an S3 client independent of the AWS SDK for
+ * JavaScript that the product itself uses. The script receives `s3` and prints JSON.
+ */
+export function boto3Json<T>(settings: Settings, script: string): T {
+  const python = join(settings.spark.venv!, 'bin', 'python');
+  const res = spawnSync(python, ['-c', `import boto3, json, sys\ns3 = boto3.client('s3', endpoint_url='${settings.s3.endpoint}')\n${script}`], {
+    encoding: 'utf8',
+  });
+  if (res.status !== 0) throw new Error(`boto3 script failed: ${res.stderr}`);
+  return JSON.parse(res.stdout) as T;
+}
+
+/** Runs the `temporal` CLI from the project's venv against the stack's server. */
+export function temporalCli(settings: Settings, args: string[]): string {
+  const res = spawnSync(process.env.LENSFLOW_TEMPORAL_CLI ?? 'temporal', [...args, '--address', settings.temporal.address], { encoding: 'utf8' });
+  if (res.status !== 0) throw new Error(`temporal ${args.join(' ')} failed: ${res.stderr}`);
+  return res.stdout;
+}

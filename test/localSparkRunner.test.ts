@@ -1,0 +1,50 @@
+/** EMR-shaped step definitions and their translation to a local spark-submit. */
+import { buildSparkStep } from '../src/activities/sparkSteps';
+import { fromLocalUris, toLocalCommand } from '../src/activities/localSparkRunner';
+import { loadSettings } from '../src/settings';
+
+const step = buildSparkStep('clean', 'ml-100k-20261124-abc', { codeUri: 's3://b/p/code/0123/' }, [
+  '--raw', 's3://b/p/raw/ml-100k/',
+  '--result', 's3://b/p/runs/x/results/clean.json',
+]);
+
+test('a step is what EMR AddJobFlowSteps takes: command-runner.jar running spark-submit in cluster mode', () => {
+  expect(step).toEqual({
+    name: 'lensflow clean ml-100k-20261124-abc',
+    actionOnFailure: 'CONTINUE',
+    hadoopJarStep: {
+      jar: 'command-runner.jar',
+      args: [
+        'spark-submit', '--deploy-mode', 'cluster', '--name', 'lensflow-clean-ml-100k-20261124-abc',
+        '--py-files', 's3://b/p/code/0123/lensflow_spark.zip', 's3://b/p/code/0123/jobs/clean.py',
+        '--raw', 's3://b/p/raw/ml-100k/', '--result', 's3://b/p/runs/x/results/clean.json',
+      ],
+    },
+  });
+});
+
+test('the local runner runs the same arguments on local Spark with s3a', () => {
+  const settings = loadSettings({ LENSFLOW_VENV: '/v', LENSFLOW_SPARK_JARS: '/jars', LENSFLOW_S3_ENDPOINT: 'http://127.0.0.1:7070' });
+  const { command, args } = toLocalCommand(step, settings);
+  expect(command).toBe('/v/bin/spark-submit');
+  expect(args).not.toContain('--deploy-mode');
+  expect(args.slice(0, 4)).toEqual(['--master', 'local[*]', '--driver-memory', '2g']);
+  expect(args).toContain('spark.driver.extraClassPath=/jars/*');
+  expect(args).toContain('spark.hadoop.fs.s3a.endpoint=http://127.0.0.1:7070');
+  expect(args).toContain('spark.hadoop.fs.s3a.committer.name=magic');
+  expect(args.slice(-9)).toEqual([
+    '--name', 'lensflow-clean-ml-100k-20261124-abc',
+    '--py-files', 's3a://b/p/code/0123/lensflow_spark.zip', 's3a://b/p/code/0123/jobs/clean.py',
+    '--raw', 's3a://b/p/raw/ml-100k/', '--result', 's3a://b/p/runs/x/results/clean.json',
+  ]);
+  // Credentials reach Spark through the environment (the AWS default chain), never the command line.
+  expect(args.join(' ')).not.toMatch(/access\.key|secret/i);
+});
+
+test('URIs a local job reports come back in s3:// form', () => {
+  expect(fromLocalUris({ outputs: { r: 's3a://b/k' }, n: 3, l: ['s3a://b/x', 'file:/tmp'] })).toEqual({
+    outputs: { r: 's3://b/k' },
+    n: 3,
+    l: ['s3://b/x', 'file:/tmp'],
+  });
+});
