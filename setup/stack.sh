@@ -73,7 +73,7 @@ write_env() {
     echo "LENSFLOW_BUCKET=$BUCKET"
     echo "TEMPORAL_ADDRESS=127.0.0.1:$TEMPORAL_PORT"
     echo "LENSFLOW_WEB_UI_URL=http://127.0.0.1:$UI_PORT"
-    [ -n "${LENSFLOW_DATA_DIR:-}" ] && echo "LENSFLOW_DATA_DIR=$(cd "$LENSFLOW_DATA_DIR" && pwd)"
+    if [ -n "${LENSFLOW_DATA_DIR:-}" ]; then echo "LENSFLOW_DATA_DIR=$(cd "$LENSFLOW_DATA_DIR" && pwd)"; fi
   } > "$STATE/local.env.tmp"); mv "$STATE/local.env.tmp" "$STATE/local.env"
 }
 
@@ -87,6 +87,12 @@ up() {
     start versitygw "$S3_PORT" -- "$LENSFLOW_VERSITYGW" --port "127.0.0.1:$S3_PORT" --region us-east-1 \
     posix "$STATE/s3"
   wait_for temporal 60 "$LENSFLOW_TEMPORAL_CLI" operator cluster health --address "$TEMPORAL_ADDRESS"
+  # The Web UI filters runs by these (the workflow upserts them); registered once per database.
+  local attrs; attrs=$("$LENSFLOW_TEMPORAL_CLI" operator search-attribute list --address "$TEMPORAL_ADDRESS")
+  for attr in LensflowDataset LensflowStatus; do
+    grep -qw "$attr" <<<"$attrs" || "$LENSFLOW_TEMPORAL_CLI" operator search-attribute create \
+      --address "$TEMPORAL_ADDRESS" --name "$attr" --type Keyword >/dev/null
+  done
   wait_for versitygw 30 "$LENSFLOW_VENV/bin/python" -c "
 import boto3
 s3 = boto3.client('s3', endpoint_url='$LENSFLOW_S3_ENDPOINT')

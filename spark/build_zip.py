@@ -12,7 +12,9 @@ EPOCH = (1980, 1, 1, 0, 0, 0)
 
 def build(src: Path, dest: Path) -> None:
     files = sorted(
-        p for p in src.rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix in {".py", ".json"}
+        p
+        for p in src.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix in {".py", ".json"}
     )
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_suffix(".zip.tmp")

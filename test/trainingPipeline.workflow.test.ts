@@ -1,25 +1,30 @@
 /**
- * The `trainingPipeline` workflow on the real Temporal dev server, with activities replaced by
- * recording fakes: input validation, stage wiring and failure propagation.
+ * The `trainingPipeline` workflow on the real Temporal dev server, with the activities replaced by
+ * recording fakes: stage wiring, the grid-search fan-out (bounded concurrency, ids, best point),
+ * input validation, failure propagation, progress and cancellation.
  */
 import { randomBytes } from 'node:crypto';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
-import { NativeConnection, Worker } from '@temporalio/worker';
-import type { Activities } from '../src/activities';
-import type { CleanResult } from '../src/contracts/jobResults';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { Context } from '@temporalio/activity';
+import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { makeRequestCancellation, type Activities } from '../src/activities';
+import type { AlsPoint } from '../src/contracts/experiment';
+import type { JobName } from '../src/contracts/jobResults';
 import type { TrainingPipelineInput } from '../src/contracts/pipeline';
+import type { RegisterModelInput, RegistryDecision } from '../src/contracts/registry';
 import type { RunSparkStepInput } from '../src/contracts/sparkStep';
 import type { StageDatasetResult } from '../src/contracts/stage';
 import { loadSettings } from '../src/settings';
-import { trainingPipeline } from '../src/workflows';
+import { cancelSignal, progressQuery, trainingPipeline } from '../src/workflows';
 
 const settings = loadSettings();
-const taskQueue = `test-pipeline-${randomBytes(4).toString('hex')}`;
 let nativeConnection: NativeConnection;
 let client: Client;
+let workflowBundle: WorkflowBundleWithSourceMap;
 
 beforeAll(async () => {
+  workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../src/workflows') });
   nativeConnection = await NativeConnection.connect({ address: settings.temporal.address });
   client = new Client({ connection: await Connection.connect({ address: settings.temporal.address }) });
 });
@@ -33,90 +38,223 @@ const staged: StageDatasetResult = {
   rawUri: 's3://lensflow/wf/raw/ml-latest-small/',
   origin: 'fake',
   files: [],
+  contentSha256: 'a'.repeat(64),
 };
-const cleaned: CleanResult = {
-  job: 'clean',
-  dataset: 'ml-latest-small',
-  outputs: { ratings: 's3://lensflow/wf/runs/run-1/processed/ratings', movies: 's3://lensflow/wf/runs/run-1/processed/movies' },
-  counts: {
-    ratings: { raw: 10, clean: 9, quarantined: { missing_value: 1 } },
-    movies: { raw: 3, clean: 3, quarantined: {} },
-  },
-};
+const metrics = (rmse: number) => ({ rmse, mae: rmse * 0.8, precision_at_k: 0.1, recall_at_k: 0.05, ndcg_at_k: 0.12, map_at_k: 0.04, catalogue_coverage: 0.2 });
+const fold = (i: number) => ({ fold: i, train: `s3://lensflow/wf/folds/${i}/train`, test: `s3://lensflow/wf/folds/${i}/test`, nTrain: 80, nTest: 20 });
 
-async function runWith(activities: Partial<Activities>, input: TrainingPipelineInput) {
-  const worker = await Worker.create({
-    connection: nativeConnection,
-    taskQueue,
-    workflowsPath: require.resolve('../src/workflows'),
-    activities,
-  });
-  const workflowId = `test-${input.runId}-${randomBytes(3).toString('hex')}`;
-  return worker.runUntil(client.workflow.execute(trainingPipeline, { taskQueue, workflowId, args: [input] }));
+/** A fake RMSE surface: best at rank 12, regParam 0.1. */
+const fakeRmse = (p: AlsPoint) => 0.9 + Math.abs(p.rank - 12) / 100 + Math.abs(p.regParam - 0.1);
+
+/** Results a fake Spark step returns, per job, shaped like the real contracts. */
+function fakeResult(input: RunSparkStepInput): unknown {
+  const arg = (name: string) => input.jobArgs[input.jobArgs.indexOf(name) + 1]!;
+  const job = input.job as JobName;
+  switch (job) {
+    case 'clean':
+      return { job, dataset: 'ml-latest-small', outputs: { ratings: 's3://lensflow/wf/p/ratings', movies: 's3://lensflow/wf/p/movies' }, counts: { ratings: { raw: 10, clean: 9, quarantined: { missing_value: 1 } }, movies: { raw: 3, clean: 3, quarantined: {} } } };
+    case 'split':
+      return { job, protocol: JSON.parse(arg('--protocol')), cv: [fold(0), fold(1)], evaluation: [fold(9)] };
+    case 'als_point': {
+      const point = JSON.parse(arg('--point')) as AlsPoint;
+      const rmse = fakeRmse(point);
+      return { job, point, folds: [{ fold: 0, rmse, mae: rmse * 0.8, nTest: 20, nPredicted: 20 }], mean: { rmse, mae: rmse * 0.8 }, std: { rmse: 0, mae: 0 } };
+    }
+    case 'train_final':
+      return { job, point: JSON.parse(arg('--point')), modelUri: arg('--model'), nRatings: 9, nUsers: 3, nMovies: 3 };
+    case 'evaluate':
+      return { job, point: JSON.parse(arg('--point')), ranking: JSON.parse(arg('--ranking')), folds: 1, models: { als: metrics(0.88), global_mean: metrics(1.04), user_item_bias: metrics(0.9), most_popular: metrics(1.0) } };
+    case 'analysis':
+      return { job, outputs: { top_movies: `${arg('--output')}top_movies` }, summaryUri: `${arg('--output')}summary.json`, summary: { sparsity: 0.98 } };
+    case 'recommend':
+      return { job, n: 10, outputs: { userRecs: 'a', userRecsJson: 'b', similarMovies: 'c', similarMoviesJson: 'd' }, nUsers: 3 };
+    case 'report':
+      return { job, reportUri: `${arg('--output')}report.html`, plots: {} };
+  }
+}
+
+interface Recorder {
+  spark: RunSparkStepInput[];
+  activityIds: string[];
+  maxConcurrent: number;
+  registered: RegisterModelInput[];
+}
+
+function fakeActivities(rec: Recorder, overrides: Partial<Activities> = {}): Partial<Activities> {
+  let running = 0;
+  return {
+    stageDataset: async () => staged,
+    runSparkStep: (async (input: RunSparkStepInput) => {
+      rec.spark.push(input);
+      rec.activityIds.push(Context.current().info.activityId);
+      running++;
+      rec.maxConcurrent = Math.max(rec.maxConcurrent, running);
+      try {
+        await new Promise((r) => setTimeout(r, 30));
+        return { step: { name: input.job, actionOnFailure: 'CONTINUE', hadoopJarStep: { jar: 'command-runner.jar', args: ['spark-submit'] } }, result: fakeResult(input), reused: false, durationSeconds: 0.03 };
+      } finally {
+        running--;
+      }
+    }) as Activities['runSparkStep'],
+    registerModel: async (input: RegisterModelInput): Promise<RegistryDecision> => {
+      rec.registered.push(input);
+      const challenger = { ...input.challenger, registeredAt: '2026-11-24T00:00:00Z' };
+      return { decision: 'promoted', reason: 'no champion yet', challenger, champion: null, decisionUri: 's3://x/d', championUri: 's3://x/c' };
+    },
+    requestCancellation: makeRequestCancellation(client),
+    ...overrides,
+  };
+}
+
+const newRecorder = (): Recorder => ({ spark: [], activityIds: [], maxConcurrent: 0, registered: [] });
+
+async function withWorker<T>(activities: Partial<Activities>, fn: (taskQueue: string) => Promise<T>): Promise<T> {
+  const taskQueue = `test-pipeline-${randomBytes(4).toString('hex')}`;
+  const worker = await Worker.create({ connection: nativeConnection, taskQueue, workflowBundle, activities });
+  return worker.runUntil(fn(taskQueue));
 }
 
 const input = (over: Partial<TrainingPipelineInput> = {}): TrainingPipelineInput => ({
   dataset: 'ml-latest-small',
   bucket: 'lensflow',
   prefix: 'wf',
-  runId: 'run-1',
+  runId: `run-${randomBytes(3).toString('hex')}`,
+  grid: { rank: [8, 12, 16], regParam: [0.05, 0.1] },
+  maxConcurrentSteps: 2,
   ...over,
 });
 
-test('stages, then cleans the staged folder into the run folder, and reports both', async () => {
-  const sparkCalls: RunSparkStepInput[] = [];
-  const result = await runWith(
-    {
-      stageDataset: async () => staged,
-      runSparkStep: async (i: RunSparkStepInput) => {
-        sparkCalls.push(i);
-        return { step: { name: 'x', actionOnFailure: 'CONTINUE', hadoopJarStep: { jar: 'command-runner.jar', args: ['spark-submit'] } }, result: cleaned, reused: false, durationSeconds: 1 };
-      },
-    },
-    input(),
+test('runs every stage in order, fans the grid out two at a time, and picks the best point', async () => {
+  const rec = newRecorder();
+  const args = input();
+  const result = await withWorker(fakeActivities(rec), (taskQueue) =>
+    client.workflow.execute(trainingPipeline, { taskQueue, workflowId: `test-${args.runId}`, args: [args] }),
   );
-  expect(sparkCalls).toEqual([
-    {
-      runId: 'run-1',
-      job: 'clean',
-      bucket: 'lensflow',
-      prefix: 'wf',
-      jobArgs: ['--dataset', 'ml-latest-small', '--raw', staged.rawUri, '--output', 's3://lensflow/wf/runs/run-1/processed/', '--result', 's3://lensflow/wf/runs/run-1/results/clean.json'],
-      resultUri: 's3://lensflow/wf/runs/run-1/results/clean.json',
-    },
+
+  const jobs = rec.spark.map((s) => s.job);
+  expect(jobs.slice(0, 2)).toEqual(['clean', 'split']);
+  expect(jobs.filter((j) => j === 'als_point')).toHaveLength(6);
+  expect(jobs.slice(8, 11).sort()).toEqual(['analysis', 'evaluate', 'train_final']);
+  expect(jobs.slice(11)).toEqual(['recommend', 'report']);
+  expect(rec.maxConcurrent).toBe(2);
+
+  expect(rec.activityIds.filter((id) => id.startsWith('grid-')).sort()).toEqual([
+    'grid-000-rank8-reg0.05-iter10',
+    'grid-001-rank8-reg0.1-iter10',
+    'grid-002-rank12-reg0.05-iter10',
+    'grid-003-rank12-reg0.1-iter10',
+    'grid-004-rank16-reg0.05-iter10',
+    'grid-005-rank16-reg0.1-iter10',
   ]);
-  expect(result.clean).toEqual(cleaned);
-  expect(result.runUri).toBe('s3://lensflow/wf/runs/run-1/');
-  expect(result.stages.map((s) => s.stage)).toEqual(['stage', 'clean']);
+  // Every grid point reads the same folds, written once by `split`.
+  const foldArgs = new Set(rec.spark.filter((s) => s.job === 'als_point').map((s) => s.jobArgs[s.jobArgs.indexOf('--folds') + 1]));
+  expect(foldArgs.size).toBe(1);
+
+  expect(result.best.point).toMatchObject({ rank: 12, regParam: 0.1 });
+  expect(result.grid).toHaveLength(6);
+  expect(result.test.als.rmse).toBe(0.88);
+  expect(result.outputs.model).toBe(`s3://lensflow/wf/runs/${args.runId}/model/`);
+  expect(result.stages.map((s) => s.stage)).toEqual(['stage', 'clean', 'split', 'grid', 'train-evaluate-analyse', 'recommend', 'report', 'register']);
+  expect(rec.registered).toHaveLength(1);
+  expect(rec.registered[0]!.challenger).toMatchObject({ runId: args.runId, dataKey: staged.contentSha256, metrics: metrics(0.88) });
+});
+
+test('ties on RMSE go to the simpler model: smaller rank, then larger regParam', async () => {
+  const rec = newRecorder();
+  const flat = fakeActivities(rec, {
+    runSparkStep: (async (i: RunSparkStepInput) => {
+      const r = fakeResult(i) as { mean?: { rmse: number } };
+      if (i.job === 'als_point') r.mean!.rmse = 0.95; // every point equally good
+      return { step: { name: i.job, actionOnFailure: 'CONTINUE', hadoopJarStep: { jar: 'command-runner.jar', args: ['spark-submit'] } }, result: r, reused: false, durationSeconds: 0 };
+    }) as Activities['runSparkStep'],
+  });
+  const args = input({ register: false });
+  const result = await withWorker(flat, (taskQueue) => client.workflow.execute(trainingPipeline, { taskQueue, workflowId: `test-${args.runId}`, args: [args] }));
+  expect(result.best.point).toMatchObject({ rank: 8, regParam: 0.1 });
+  expect(result.registry).toBeNull();
 });
 
 test('rejects invalid input before any activity runs', async () => {
-  let called = false;
-  const run = runWith({ stageDataset: async () => ((called = true), staged) }, input({ bucket: 'Not_A_Bucket' }));
-  const err = await run.then(() => undefined, (e: unknown) => e);
+  const rec = newRecorder();
+  const err = await withWorker(fakeActivities(rec), (taskQueue) =>
+    client.workflow.execute(trainingPipeline, { taskQueue, workflowId: `test-bad-${randomBytes(3).toString('hex')}`, args: [input({ bucket: 'Not_A_Bucket', grid: { rank: [] } })] }),
+  ).then(() => undefined, (e: unknown) => e);
   expect(err).toBeInstanceOf(WorkflowFailedError);
   const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
   expect(cause.type).toBe('InvalidInput');
   expect(cause.message).toContain('not a valid S3 bucket name');
-  expect(called).toBe(false);
+  expect(cause.message).toContain('grid.rank');
+  expect(rec.spark).toHaveLength(0);
 });
 
 test('a permanent Spark failure fails the run once, with the job error text, without retries', async () => {
   let attempts = 0;
-  const run = runWith(
-    {
-      stageDataset: async () => staged,
-      runSparkStep: async () => {
-        attempts++;
-        throw ApplicationFailure.nonRetryable('Spark step exited with code 1\n--- stderr tail ---\nAnalysisException: [PATH_NOT_FOUND]', 'SparkJobFailed');
-      },
-    },
-    input({ runId: 'run-2' }),
-  );
-  const err = (await run.then(() => undefined, (e: unknown) => e)) as WorkflowFailedError;
+  const rec = newRecorder();
+  const failing = fakeActivities(rec, {
+    runSparkStep: (async () => {
+      attempts++;
+      throw ApplicationFailure.nonRetryable('Spark step exited with code 1\n--- stderr tail ---\nAnalysisException: [PATH_NOT_FOUND]', 'SparkJobFailed');
+    }) as Activities['runSparkStep'],
+  });
+  const args = input();
+  const err = (await withWorker(failing, (taskQueue) =>
+    client.workflow.execute(trainingPipeline, { taskQueue, workflowId: `test-${args.runId}`, args: [args] }),
+  ).then(() => undefined, (e: unknown) => e)) as WorkflowFailedError;
   expect(err).toBeInstanceOf(WorkflowFailedError);
   const failure = err.cause?.cause as ApplicationFailure; // ActivityFailure -> ApplicationFailure
   expect(failure.type).toBe('SparkJobFailed');
   expect(failure.message).toContain('AnalysisException: [PATH_NOT_FOUND]');
   expect(attempts).toBe(1);
+});
+
+describe('progress and cancellation during the grid search', () => {
+  /** Grid points block (heartbeating) until cancelled, so the run sits in the grid stage. */
+  function blockingGrid(rec: Recorder, cancelled: string[]): Partial<Activities> {
+    const base = fakeActivities(rec);
+    return {
+      ...base,
+      runSparkStep: (async (i: RunSparkStepInput) => {
+        if (i.job !== 'als_point') return base.runSparkStep!(i as never);
+        const ctx = Context.current();
+        const beat = setInterval(() => ctx.heartbeat(), 200);
+        try {
+          await ctx.cancelled;
+        } catch (err) {
+          cancelled.push(ctx.info.activityId);
+          throw err;
+        } finally {
+          clearInterval(beat);
+        }
+        throw new Error('unreachable');
+      }) as Activities['runSparkStep'],
+    };
+  }
+
+  for (const how of ['signal', 'workflow cancellation'] as const) {
+    test(`by ${how}: running steps are cancelled, nothing is registered, the run ends cancelled`, async () => {
+      const rec = newRecorder();
+      const cancelled: string[] = [];
+      const args = input();
+      await withWorker(blockingGrid(rec, cancelled), async (taskQueue) => {
+        const handle = await client.workflow.start(trainingPipeline, { taskQueue, workflowId: `test-${args.runId}`, args: [args] });
+        let progress = await handle.query(progressQuery);
+        for (let i = 0; i < 100 && progress.stage !== 'grid'; i++) {
+          await new Promise((r) => setTimeout(r, 100));
+          progress = await handle.query(progressQuery);
+        }
+        expect(progress).toMatchObject({ runId: args.runId, stage: 'grid', grid: { done: 0, total: 6 }, stagesDone: ['stage', 'clean', 'split'] });
+
+        if (how === 'signal') await handle.signal(cancelSignal, 'test');
+        else await handle.cancel();
+        const err = await handle.result().then(() => undefined, (e: unknown) => e);
+        expect(err).toBeInstanceOf(WorkflowFailedError);
+        expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+        const described = await handle.describe();
+        expect(described.status.name).toBe('CANCELLED');
+        expect(described.memo).toMatchObject({ finishedStages: ['stage', 'clean', 'split'] });
+      });
+      expect(cancelled.sort()).toEqual(['grid-000-rank8-reg0.05-iter10', 'grid-001-rank8-reg0.1-iter10']);
+      expect(rec.registered).toHaveLength(0);
+    });
+  }
 });

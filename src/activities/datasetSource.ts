@@ -12,7 +12,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import * as yauzl from 'yauzl';
 import type { DataSource, DatasetName } from '../contracts/datasets';
 import type { Settings } from '../settings';
-import { DATASETS } from './datasetCatalog';
+import { DATASETS, type DatasetSpec } from './datasetCatalog';
 
 /** A folder holding every file of the dataset, and a phrase saying where it came from. */
 export interface ResolvedDataset {
@@ -20,11 +20,22 @@ export interface ResolvedDataset {
   origin: string;
 }
 
-/** SHA-256 of a file, streamed. */
-export async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
+/** Hex digest of a file, streamed. */
+export async function hashFile(path: string, algorithm: 'sha256' | 'md5' = 'sha256'): Promise<string> {
+  const hash = createHash(algorithm);
   await pipeline(createReadStream(path), hash);
   return hash.digest('hex');
+}
+
+/** The checksum the archive must have: the pinned one, or the one in GroupLens' `.md5` sidecar. */
+async function expectedChecksum(spec: DatasetSpec, url: string): Promise<{ algorithm: 'sha256' | 'md5'; value: string }> {
+  if ('value' in spec.checksum) return spec.checksum;
+  const res = await fetch(`${url}.md5`).catch((err: Error) => {
+    throw ApplicationFailure.retryable(`could not fetch ${url}.md5: ${(err.cause as Error | undefined)?.message ?? err.message}`, 'DatasetUnavailable');
+  });
+  const value = /\b[0-9a-f]{32}\b/i.exec(await res.text())?.[0]?.toLowerCase();
+  if (!res.ok || !value) throw ApplicationFailure.nonRetryable(`${url}.md5 holds no MD5 checksum (HTTP ${res.status})`, 'ChecksumMismatch');
+  return { algorithm: 'md5', value };
 }
 
 function missingFiles(dir: string, dataset: DatasetName): string[] {
@@ -56,30 +67,37 @@ export async function resolveDataset(
 
 async function downloadDataset(dataset: DatasetName, data: Settings['data']): Promise<ResolvedDataset> {
   const spec = DATASETS[dataset];
-  const extracted = join(data.cacheDir, spec.archiveSha256.slice(0, 16), spec.archiveFolder);
-  if (missingFiles(extracted, dataset).length === 0) return { dir: extracted, origin: `verified ${spec.archive} (cached)` };
+  const url = `${data.downloadBaseUrl}/${spec.archive}`;
+  const pinned = 'value' in spec.checksum ? spec.checksum.value.slice(0, 16) : undefined;
+  if (pinned) {
+    const cached = join(data.cacheDir, pinned, spec.archiveFolder);
+    if (missingFiles(cached, dataset).length === 0) return { dir: cached, origin: `verified ${spec.archive} (cached)` };
+  }
 
   await mkdir(data.cacheDir, { recursive: true });
   const zipPath = join(data.cacheDir, spec.archive);
-  const url = `${data.downloadBaseUrl}/${spec.archive}`;
-  if (!existsSync(zipPath) || (await sha256File(zipPath)) !== spec.archiveSha256) {
+  const expected = await expectedChecksum(spec, url);
+  if (!existsSync(zipPath) || (await hashFile(zipPath, expected.algorithm)) !== expected.value) {
     await fetchToFile(url, zipPath, dataset);
   }
-  const actual = await sha256File(zipPath);
-  if (actual !== spec.archiveSha256) {
+  const actual = await hashFile(zipPath, expected.algorithm);
+  if (actual !== expected.value) {
     await rm(zipPath, { force: true });
     throw ApplicationFailure.nonRetryable(
-      `${url} has SHA-256 ${actual}, not the published ${spec.archiveSha256}; the download was discarded. ` +
+      `${url} has ${expected.algorithm.toUpperCase()} ${actual}, not the published ${expected.value}; the download was discarded. ` +
         `Retry later, or put a verified copy of ${dataset}/ in LENSFLOW_DATA_DIR.`,
       'ChecksumMismatch',
     );
   }
-  const staging = `${extracted}.partial-${process.pid}`;
-  await rm(staging, { recursive: true, force: true });
-  await extractZip(zipPath, `${spec.archiveFolder}/`, staging);
-  await rm(extracted, { recursive: true, force: true });
-  await mkdir(join(extracted, '..'), { recursive: true });
-  await rename(staging, extracted);
+  const extracted = join(data.cacheDir, expected.value.slice(0, 16), spec.archiveFolder);
+  if (missingFiles(extracted, dataset).length > 0) {
+    const staging = `${extracted}.partial-${process.pid}`;
+    await rm(staging, { recursive: true, force: true });
+    await extractZip(zipPath, `${spec.archiveFolder}/`, staging);
+    await rm(extracted, { recursive: true, force: true });
+    await mkdir(join(extracted, '..'), { recursive: true });
+    await rename(staging, extracted);
+  }
   const missing = missingFiles(extracted, dataset);
   if (missing.length > 0) {
     throw ApplicationFailure.nonRetryable(`${spec.archive} lacks ${missing.join(', ')}`, 'DatasetNotFound');

@@ -10,15 +10,11 @@ import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import type { SparkStep } from '../contracts/sparkStep';
 import type { Settings } from '../settings';
-
-/** Hooks the activity gives the runner: a liveness beat and a cancellation signal. */
-export interface StepWatch {
-  heartbeat(): void;
-  cancelled: AbortSignal;
-}
+import type { SparkStepRunner, StepContext } from './sparkRunner';
 
 const STDERR_TAIL_BYTES = 8_000;
 const KILL_GRACE_MS = 3_000;
+const HEARTBEAT_MS = 2_000;
 
 /** Hadoop/Spark settings for s3a against the configured endpoint and the S3A magic committer. */
 export function localSparkConf(settings: Settings): string[] {
@@ -72,18 +68,54 @@ export function fromLocalUris(doc: unknown): unknown {
   return doc;
 }
 
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function killGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+/** Stops a process group: SIGTERM, then SIGKILL after a grace period; resolves when it is gone. */
+export async function stopGroup(pgid: number): Promise<void> {
+  killGroup(pgid, 'SIGTERM');
+  const deadline = Date.now() + KILL_GRACE_MS;
+  while (groupAlive(pgid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  killGroup(pgid, 'SIGKILL');
+  while (groupAlive(pgid)) await new Promise((r) => setTimeout(r, 50));
+}
+
+/** Runs steps with spark-submit on this machine. */
+export function createLocalRunner(settings: Settings): SparkStepRunner {
+  return { run: (step, ctx) => runLocalStep(step, settings, ctx) };
+}
+
 /**
  * Runs the step to completion. Resolves on exit 0; on a non-zero exit throws a non-retryable
  * `SparkJobFailed` carrying the tail of the job's stderr; on cancellation kills the process group.
+ *
+ * A step left running by a previous attempt (its worker died) cannot report its exit status to
+ * us, so it is stopped and the step runs again from the start; jobs overwrite their outputs and
+ * write their result last, so the rerun is clean.
  */
-export async function runLocalStep(step: SparkStep, settings: Settings, logName: string, watch: StepWatch): Promise<void> {
+export async function runLocalStep(step: SparkStep, settings: Settings, ctx: StepContext): Promise<void> {
+  if (ctx.resume?.kind === 'local' && groupAlive(ctx.resume.pgid)) await stopGroup(ctx.resume.pgid);
   const { command, args } = toLocalCommand(step, settings);
   const logDir = join(settings.stateDir, 'logs', 'steps');
   await mkdir(logDir, { recursive: true });
-  const logPath = join(logDir, `${logName}.log`);
+  const logPath = join(logDir, `${ctx.logName}.log`);
   const log = createWriteStream(logPath, { flags: 'a' });
   const child = spawn(command, args, {
-    detached: true,
+    detached: true, // its own process group: cancelling kills spark-submit and its JVM together
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
       ...process.env,
@@ -98,26 +130,21 @@ export async function runLocalStep(step: SparkStep, settings: Settings, logName:
     log.write(chunk);
     tail = (tail + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES);
   });
-
-  const killGroup = (signal: NodeJS.Signals) => {
-    try {
-      if (child.pid) process.kill(-child.pid, signal);
-    } catch {
-      // already gone
-    }
-  };
-  const onCancel = () => {
-    killGroup('SIGTERM');
-    setTimeout(() => killGroup('SIGKILL'), KILL_GRACE_MS).unref();
-  };
-  watch.cancelled.addEventListener('abort', onCancel, { once: true });
-  const beat = setInterval(() => watch.heartbeat(), 5_000);
+  const pgid = child.pid!;
+  const handle = { kind: 'local', pgid } as const;
+  ctx.heartbeat(handle);
+  const onCancel = () => void stopGroup(pgid);
+  ctx.cancelled.addEventListener('abort', onCancel, { once: true });
+  const beat = setInterval(() => ctx.heartbeat(handle), HEARTBEAT_MS);
   try {
     const code = await new Promise<number | null>((resolve, reject) => {
       child.on('error', reject);
       child.on('close', (c) => resolve(c));
     });
-    if (watch.cancelled.aborted) throw watch.cancelled.reason ?? new Error('cancelled');
+    if (ctx.cancelled.aborted) {
+      await stopGroup(pgid);
+      throw ctx.cancelled.reason ?? new Error('cancelled');
+    }
     if (code !== 0) {
       throw ApplicationFailure.nonRetryable(
         `Spark step "${step.name}" exited with code ${code}; full log: ${logPath}\n--- stderr tail ---\n${tail}`,
@@ -126,7 +153,7 @@ export async function runLocalStep(step: SparkStep, settings: Settings, logName:
     }
   } finally {
     clearInterval(beat);
-    watch.cancelled.removeEventListener('abort', onCancel);
+    ctx.cancelled.removeEventListener('abort', onCancel);
     log.end();
   }
 }

@@ -7,13 +7,16 @@
  */
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Context } from '@temporalio/activity';
+import type { z } from 'zod';
 import { ApplicationFailure } from '@temporalio/common';
-import { JobResults, type CleanResult } from '../contracts/jobResults';
+import { JobResults, type JobName, type JobResultOf } from '../contracts/jobResults';
 import { parseS3Uri } from '../contracts/s3';
 import { RunSparkStepInput, type RunSparkStepResult } from '../contracts/sparkStep';
 import type { Settings } from '../settings';
 import { publishJobPackage } from './jobPackage';
-import { fromLocalUris, runLocalStep } from './localSparkRunner';
+import { StepHandle, type RunnerSpec } from '../contracts/runner';
+import { fromLocalUris } from './localSparkRunner';
+import type { SparkStepRunner } from './sparkRunner';
 import { isNotFound } from './s3Client';
 import { buildSparkStep } from './sparkSteps';
 
@@ -29,12 +32,14 @@ export async function readResult(s3: S3Client, uri: string): Promise<unknown> {
   }
 }
 
-/** Builds the activity over an S3 client and the worker's settings. */
-export function makeRunSparkStep(s3: S3Client, settings: Settings) {
-  return async function runSparkStep(rawInput: RunSparkStepInput): Promise<RunSparkStepResult<CleanResult>> {
+/** Builds the activity over an S3 client, the worker's settings and its runners. */
+export function makeRunSparkStep(s3: S3Client, settings: Settings, runnerFor: (spec: RunnerSpec) => SparkStepRunner) {
+  return async function runSparkStep<J extends JobName>(
+    rawInput: RunSparkStepInput & { job: J },
+  ): Promise<RunSparkStepResult<JobResultOf<J>>> {
     const input = RunSparkStepInput.parse(rawInput);
     const started = Date.now();
-    const contract = JobResults[input.job];
+    const contract = JobResults[input.job] as unknown as z.ZodType<JobResultOf<J>>;
     const pkg = await publishJobPackage(s3, settings.spark, input.bucket, input.prefix);
     const step = buildSparkStep(input.job, input.runId, pkg, input.jobArgs);
 
@@ -44,9 +49,12 @@ export function makeRunSparkStep(s3: S3Client, settings: Settings) {
     }
 
     const ctx = Context.current();
-    await runLocalStep(step, settings, `${input.runId}-${input.job}`, {
-      heartbeat: () => ctx.heartbeat(),
+    const resume = StepHandle.safeParse(ctx.info.heartbeatDetails);
+    await runnerFor(input.runner).run(step, {
+      logName: `${input.runId}-${input.job}`,
+      heartbeat: (handle) => ctx.heartbeat(handle),
       cancelled: ctx.cancellationSignal,
+      resume: resume.success ? resume.data : undefined,
     });
 
     const written = await readResult(s3, input.resultUri);

@@ -5,6 +5,7 @@
  * skipped, different content under an existing key is refused (never overwritten), and new objects
  * are written with `If-None-Match: *` so two concurrent stagers cannot clobber each other.
  */
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -13,7 +14,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { StageDatasetInput, type StageDatasetResult } from '../contracts/stage';
 import type { Settings } from '../settings';
 import { DATASETS } from './datasetCatalog';
-import { resolveDataset, sha256File } from './datasetSource';
+import { hashFile, resolveDataset } from './datasetSource';
 import { isNotFound } from './s3Client';
 
 const SHA_META = 'sha256';
@@ -28,11 +29,13 @@ export function makeStageDataset(s3: S3Client, data: Settings['data']) {
     for (const name of DATASETS[input.dataset].files) {
       const path = join(dir, name);
       const key = folderKey + name;
-      const [sha256, { size }] = await Promise.all([sha256File(path), stat(path)]);
+      const [sha256, { size }] = await Promise.all([hashFile(path), stat(path)]);
       const action = await putIfAbsent(s3, input.bucket, key, path, size, sha256);
       files.push({ name, uri: `s3://${input.bucket}/${key}`, bytes: size, sha256, action });
     }
-    return { dataset: input.dataset, rawUri: `s3://${input.bucket}/${folderKey}`, origin, files };
+    const content = createHash('sha256');
+    for (const f of files) content.update(`${f.name}\0${f.sha256}\n`);
+    return { dataset: input.dataset, rawUri: `s3://${input.bucket}/${folderKey}`, origin, files, contentSha256: content.digest('hex') };
   };
 }
 

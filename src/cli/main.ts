@@ -1,17 +1,32 @@
 #!/usr/bin/env node
 /**
- * `lensflow` command line: thin commands that parse, validate, call the Temporal client and print.
- *
- *   lensflow run [--dataset ml-latest-small] [--source auto|grouplens|local:<dir>] [--run-id ID] [--no-wait]
- *   lensflow result <runId>
+ * `lensflow`: thin commands that parse, validate, call Temporal or S3, and print.
+ * Run `lensflow help` for the list; the README shows the plain `temporal` equivalents.
  */
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
-import { DataSource } from '../contracts/datasets';
-import { TrainingPipelineInput, newRunId, workflowIdFor } from '../contracts/pipeline';
+import { Client, Connection, ScheduleOverlapPolicy, WorkflowFailedError } from '@temporalio/client';
+import { createS3Client } from '../activities/s3Client';
+import { readRecommendations, readChampion } from '../activities/recommendationsStore';
+import { DataSource, DatasetName } from '../contracts/datasets';
+import { TrainingPipelineInput, newRunId, workflowIdFor, type PipelineProgress } from '../contracts/pipeline';
+import { RunnerSpec } from '../contracts/runner';
 import { loadSettings, webUiLink, type Settings } from '../settings';
-import { trainingPipeline } from '../workflows';
+import { cancelSignal, progressQuery, trainingPipeline } from '../workflows';
+
+const USAGE = `usage: lensflow <command> [options]
+
+  run [--dataset D] [--source auto|grouplens|local:<dir>] [--run-id ID] [--grid JSON] [--split JSON]
+      [--runner local|emr:<clusterId>] [--max-concurrent N] [--no-register] [--no-wait]
+                                start trainingPipeline (waits and prints the result unless --no-wait)
+  status <runId>                the run's status, stages finished and Web UI link
+  progress <runId>              the running stage, grid points done/total, best point so far
+  cancel <runId> [--reason R]   stop the run (signal); --hard uses Temporal's workflow cancellation
+  result <runId>                wait for and print the run's result
+  recommend <userId> [--dataset D] [--run-id ID]
+                                top movies for a user from the champion (or the given run)
+  schedule create --cron EXPR [--id ID] [run options]   nightly retrains (overlap policy: skip)
+  schedule list | schedule delete <id>`;
 
 function parseSource(text: string): DataSource {
   if (text === 'auto' || text === 'grouplens') return { kind: text };
@@ -19,70 +34,190 @@ function parseSource(text: string): DataSource {
   throw new Error(`--source must be auto, grouplens or local:<dir>, not "${text}"`);
 }
 
+function parseRunner(text: string): RunnerSpec {
+  if (text === 'local') return { kind: 'local' };
+  if (text.startsWith('emr:')) return RunnerSpec.parse({ kind: 'emr', clusterId: text.slice(4) });
+  throw new Error(`--runner must be local or emr:<clusterId>, not "${text}"`);
+}
+
+function parseJson(flag: string, text: string | undefined): unknown {
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new Error(`${flag} must be JSON, e.g. --grid '{"rank":[8,12],"regParam":[0.05,0.1]}'`);
+  }
+}
+
+const RUN_OPTIONS = {
+  dataset: { type: 'string', default: 'ml-latest-small' },
+  source: { type: 'string', default: 'auto' },
+  'run-id': { type: 'string' },
+  grid: { type: 'string' },
+  split: { type: 'string' },
+  runner: { type: 'string', default: 'local' },
+  'max-concurrent': { type: 'string' },
+  bucket: { type: 'string' },
+  prefix: { type: 'string' },
+  'no-register': { type: 'boolean', default: false },
+} as const;
+
+type RunValues = { [K in keyof typeof RUN_OPTIONS]?: (typeof RUN_OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
+
+/** The pipeline input from `run`/`schedule create` options, validated. `runId: null` leaves it to the workflow. */
+function pipelineInput(v: RunValues, settings: Settings, runId: string | null) {
+  const dataset = DatasetName.parse(v.dataset);
+  return TrainingPipelineInput.parse({
+    dataset,
+    source: parseSource(v.source ?? 'auto'),
+    bucket: v.bucket ?? settings.s3.bucket,
+    prefix: v.prefix ?? settings.s3.prefix,
+    runId: runId === null ? undefined : (v['run-id'] ?? runId),
+    grid: parseJson('--grid', v.grid),
+    split: parseJson('--split', v.split),
+    runner: parseRunner(v.runner ?? 'local'),
+    maxConcurrentSteps: v['max-concurrent'] === undefined ? undefined : Number(v['max-concurrent']),
+    register: !v['no-register'],
+  });
+}
+
 async function connect(settings: Settings): Promise<Client> {
   const connection = await Connection.connect({ address: settings.temporal.address });
   return new Client({ connection, namespace: settings.temporal.namespace });
 }
 
-async function run(argv: string[], settings: Settings): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      dataset: { type: 'string', default: 'ml-latest-small' },
-      source: { type: 'string', default: 'auto' },
-      'run-id': { type: 'string' },
-      bucket: { type: 'string', default: settings.s3.bucket },
-      prefix: { type: 'string', default: settings.s3.prefix },
-      'no-wait': { type: 'boolean', default: false },
-    },
-  });
-  const input = TrainingPipelineInput.parse({
-    dataset: values.dataset,
-    source: parseSource(values.source!),
-    bucket: values.bucket,
-    prefix: values.prefix,
-    runId: values['run-id'] ?? newRunId(values.dataset!, new Date(), randomBytes(3).toString('hex')),
-  });
-  const client = await connect(settings);
-  const workflowId = workflowIdFor(input.runId);
-  const handle = await client.workflow.start(trainingPipeline, {
-    taskQueue: settings.temporal.taskQueue,
-    workflowId,
-    args: [input],
-    memo: { dataset: input.dataset },
-  });
-  console.error(`started ${workflowId}\nWeb UI: ${webUiLink(settings, workflowId)}`);
-  if (values['no-wait']) return 0;
-  try {
-    console.log(JSON.stringify(await handle.result(), null, 2));
-  } catch (err) {
-    if (err instanceof WorkflowFailedError) {
-      console.error(`run ${input.runId} failed: ${err.cause?.message ?? err.message}`);
+function needRunId(args: string[]): string {
+  const runId = args[0];
+  if (!runId || runId.startsWith('-')) throw new Error('give the run id, e.g. `lensflow status ml-latest-small-20261124-1a2b3c`');
+  return runId;
+}
+
+const commands: Record<string, (args: string[], settings: Settings) => Promise<number>> = {
+  async run(args, settings) {
+    const { values } = parseArgs({ args, options: { ...RUN_OPTIONS, 'no-wait': { type: 'boolean', default: false } } });
+    const input = pipelineInput(values, settings, newRunId(values.dataset!, new Date(), randomBytes(3).toString('hex')));
+    const workflowId = workflowIdFor(input.runId!);
+    const client = await connect(settings);
+    const handle = await client.workflow.start(trainingPipeline, {
+      taskQueue: settings.temporal.taskQueue,
+      workflowId,
+      args: [input],
+      memo: { dataset: input.dataset },
+    });
+    console.error(`started ${workflowId}\nWeb UI: ${webUiLink(settings, workflowId)}`);
+    if (values['no-wait']) return 0;
+    try {
+      console.log(JSON.stringify(await handle.result(), null, 2));
+      return 0;
+    } catch (err) {
+      if (!(err instanceof WorkflowFailedError)) throw err;
+      console.error(`run ${input.runId} did not complete: ${err.cause?.message ?? err.message}`);
       return 1;
+    } finally {
+      console.error(`Web UI: ${webUiLink(settings, workflowId)}`);
     }
-    throw err;
-  } finally {
-    console.error(`Web UI: ${webUiLink(settings, workflowId)}`);
-  }
-  return 0;
-}
+  },
 
-async function result(argv: string[], settings: Settings): Promise<number> {
-  const runId = argv[0];
-  if (!runId) throw new Error('usage: lensflow result <runId>');
-  const client = await connect(settings);
-  console.log(JSON.stringify(await client.workflow.getHandle(workflowIdFor(runId)).result(), null, 2));
-  return 0;
-}
+  async status(args, settings) {
+    const runId = needRunId(args);
+    const client = await connect(settings);
+    const d = await client.workflow.getHandle(workflowIdFor(runId)).describe();
+    console.log(
+      JSON.stringify(
+        {
+          runId,
+          status: d.status.name,
+          started: d.startTime,
+          closed: d.closeTime ?? null,
+          memo: d.memo ?? {},
+          webUi: webUiLink(settings, d.workflowId),
+        },
+        null,
+        2,
+      ),
+    );
+    return 0;
+  },
 
-const COMMANDS: Record<string, (argv: string[], settings: Settings) => Promise<number>> = { run, result };
+  async progress(args, settings) {
+    const client = await connect(settings);
+    const p: PipelineProgress = await client.workflow.getHandle(workflowIdFor(needRunId(args))).query(progressQuery);
+    console.log(JSON.stringify(p, null, 2));
+    return 0;
+  },
+
+  async cancel(args, settings) {
+    const runId = needRunId(args);
+    const { values } = parseArgs({ args: args.slice(1), options: { reason: { type: 'string' }, hard: { type: 'boolean', default: false } } });
+    const handle = (await connect(settings)).workflow.getHandle(workflowIdFor(runId));
+    if (values.hard) await handle.cancel();
+    else await handle.signal(cancelSignal, values.reason ?? 'cancelled from the lensflow CLI');
+    console.error(`asked ${handle.workflowId} to stop; \`lensflow status ${runId}\` shows when it has`);
+    return 0;
+  },
+
+  async result(args, settings) {
+    const client = await connect(settings);
+    console.log(JSON.stringify(await client.workflow.getHandle(workflowIdFor(needRunId(args))).result(), null, 2));
+    return 0;
+  },
+
+  async recommend(args, settings) {
+    const userId = Number(args[0]);
+    if (!Number.isInteger(userId) || userId < 0) throw new Error('give a numeric user id, e.g. `lensflow recommend 42`');
+    const { values } = parseArgs({ args: args.slice(1), options: { dataset: { type: 'string', default: 'ml-latest-small' }, 'run-id': { type: 'string' } } });
+    const s3 = createS3Client(settings.s3);
+    const { bucket, prefix } = settings.s3;
+    const runId = values['run-id'] ?? (await readChampion(s3, bucket, prefix, DatasetName.parse(values.dataset)))?.runId;
+    if (!runId) throw new Error(`no champion for ${values.dataset} yet: run the pipeline first, or name a run with --run-id`);
+    const recs = await readRecommendations(s3, bucket, prefix, runId, userId);
+    console.log(JSON.stringify({ runId, userId, recommendations: recs }, null, 2));
+    return 0;
+  },
+
+  async schedule(args, settings) {
+    const [sub, ...rest] = args;
+    const client = await connect(settings);
+    if (sub === 'create') {
+      const { values } = parseArgs({ args: rest, options: { ...RUN_OPTIONS, cron: { type: 'string' }, id: { type: 'string' } } });
+      if (!values.cron) throw new Error("give --cron, e.g. --cron '0 2 * * *' for 02:00 UTC every night");
+      const input = pipelineInput(values, settings, null); // each scheduled run derives its run id
+      const scheduleId = values.id ?? `lensflow-nightly-${input.dataset}`;
+      await client.schedule.create({
+        scheduleId,
+        spec: { cronExpressions: [values.cron] },
+        action: {
+          type: 'startWorkflow',
+          workflowType: trainingPipeline,
+          workflowId: scheduleId,
+          taskQueue: settings.temporal.taskQueue,
+          args: [input],
+          memo: { dataset: input.dataset, schedule: scheduleId },
+        },
+        policies: { overlap: ScheduleOverlapPolicy.SKIP },
+      });
+      console.log(JSON.stringify({ scheduleId, cron: values.cron, overlap: 'SKIP' }));
+      return 0;
+    }
+    if (sub === 'list') {
+      for await (const s of client.schedule.list()) console.log(JSON.stringify({ scheduleId: s.scheduleId, spec: s.spec, next: s.info.nextActionTimes[0] }));
+      return 0;
+    }
+    if (sub === 'delete' && rest[0]) {
+      await client.schedule.getHandle(rest[0]).delete();
+      console.error(`deleted schedule ${rest[0]}`);
+      return 0;
+    }
+    throw new Error('usage: lensflow schedule create --cron EXPR [--id ID] | schedule list | schedule delete <id>');
+  },
+};
 
 async function main(): Promise<number> {
   const [command, ...rest] = process.argv.slice(2);
-  const handler = command ? COMMANDS[command] : undefined;
+  const handler = command ? commands[command] : undefined;
   if (!handler) {
-    console.error(`usage: lensflow <${Object.keys(COMMANDS).join('|')}> [options]`);
-    return 2;
+    console.error(USAGE);
+    return command === 'help' || command === '--help' ? 0 : 2;
   }
   return handler(rest, loadSettings());
 }
@@ -90,7 +225,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (err) => {
-    console.error(err instanceof Error ? err.message : err);
+    console.error(`lensflow: ${err instanceof Error ? err.message : String(err)}`);
     process.exit(1);
   },
 );

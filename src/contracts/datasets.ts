@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 /** MovieLens releases lensflow knows how to stage. */
-export const DatasetName = z.enum(['ml-latest-small', 'ml-100k']);
+export const DatasetName = z.enum(['ml-latest-small', 'ml-latest', 'ml-100k', 'ml-1m', 'ml-10m', 'ml-20m', 'ml-25m']);
 export type DatasetName = z.infer<typeof DatasetName>;
 
 /**

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { DatasetName } from './datasets';
+import { AlsPoint, ModelMetrics, RankingSettings, SplitProtocol } from './experiment';
 
 /** A storage URI as a job sees it: `s3://`, `s3a://` or a local path. */
 const StorageUri = z.string().min(1);
@@ -37,7 +38,97 @@ export const CleanResult = z
   });
 export type CleanResult = z.infer<typeof CleanResult>;
 
+const Count = z.number().int().nonnegative();
+
+/** One fold: Parquet folders of its train and test ratings. */
+export const FoldUris = z.object({ fold: z.number().int().nonnegative(), train: StorageUri, test: StorageUri, nTrain: Count, nTest: Count }).strict();
+
+/** Folds written once by `split` and reused by every grid point and the evaluation. */
+export const SplitResult = z
+  .object({
+    job: z.literal('split'),
+    protocol: SplitProtocol,
+    /** Folds the grid search cross-validates on. */
+    cv: z.array(FoldUris).min(1),
+    /** Folds the final evaluation reports on (one holdout, or the k folds). */
+    evaluation: z.array(FoldUris).min(1),
+  })
+  .strict();
+export type SplitResult = z.infer<typeof SplitResult>;
+
+const FoldScore = z.object({ fold: z.number().int().nonnegative(), rmse: z.number(), mae: z.number(), nTest: Count, nPredicted: Count }).strict();
+
+/** One hyperparameter point evaluated over all CV folds: the unit the grid search fans out. */
+export const AlsPointResult = z
+  .object({
+    job: z.literal('als_point'),
+    point: AlsPoint,
+    folds: z.array(FoldScore).min(1),
+    mean: z.object({ rmse: z.number(), mae: z.number() }).strict(),
+    std: z.object({ rmse: z.number(), mae: z.number() }).strict(),
+  })
+  .strict();
+export type AlsPointResult = z.infer<typeof AlsPointResult>;
+
+/** ALS and the three baselines on the evaluation folds (means over folds). */
+export const EvaluateResult = z
+  .object({
+    job: z.literal('evaluate'),
+    point: AlsPoint,
+    ranking: RankingSettings,
+    folds: Count,
+    models: z
+      .object({ als: ModelMetrics, global_mean: ModelMetrics, user_item_bias: ModelMetrics, most_popular: ModelMetrics })
+      .strict(),
+  })
+  .strict();
+export type EvaluateResult = z.infer<typeof EvaluateResult>;
+
+/** The final model, trained on all clean ratings at the chosen point. */
+export const TrainFinalResult = z
+  .object({ job: z.literal('train_final'), point: AlsPoint, modelUri: StorageUri, nRatings: Count, nUsers: Count, nMovies: Count })
+  .strict();
+export type TrainFinalResult = z.infer<typeof TrainFinalResult>;
+
+/** SparkSQL analyses: Parquet tables plus a small JSON summary. */
+export const AnalysisResult = z
+  .object({
+    job: z.literal('analysis'),
+    outputs: z.record(z.string(), StorageUri),
+    summaryUri: StorageUri,
+    summary: z.record(z.string(), z.unknown()),
+  })
+  .strict();
+export type AnalysisResult = z.infer<typeof AnalysisResult>;
+
+/** Top-N recommendations per user and similar movies, as Parquet and compact JSON. */
+export const RecommendResult = z
+  .object({
+    job: z.literal('recommend'),
+    n: z.number().int().positive(),
+    outputs: z.object({ userRecs: StorageUri, userRecsJson: StorageUri, similarMovies: StorageUri, similarMoviesJson: StorageUri }).strict(),
+    nUsers: Count,
+  })
+  .strict();
+export type RecommendResult = z.infer<typeof RecommendResult>;
+
+/** Plots (PNG) and the self-contained HTML report. */
+export const ReportResult = z
+  .object({ job: z.literal('report'), reportUri: StorageUri, plots: z.record(z.string(), StorageUri) })
+  .strict();
+export type ReportResult = z.infer<typeof ReportResult>;
+
 /** Every job's result schema, by job name; the export writes one `<job>-result.schema.json` each. */
-export const JobResults = { clean: CleanResult } as const;
+export const JobResults = {
+  clean: CleanResult,
+  split: SplitResult,
+  als_point: AlsPointResult,
+  evaluate: EvaluateResult,
+  train_final: TrainFinalResult,
+  analysis: AnalysisResult,
+  recommend: RecommendResult,
+  report: ReportResult,
+} as const;
+export type JobResultOf<J extends JobName> = z.infer<(typeof JobResults)[J]>;
 export type JobName = keyof typeof JobResults;
 export const JobName = z.enum(Object.keys(JobResults) as [JobName, ...JobName[]]);

@@ -1,6 +1,9 @@
 import { z } from 'zod';
 import { DatasetName, DataSource } from './datasets';
-import { CleanResult } from './jobResults';
+import { AlsGrid, AlsPoint, ModelMetrics, RankingSettings, SplitProtocol } from './experiment';
+import { AlsPointResult, AnalysisResult, CleanResult, EvaluateResult, RecommendResult, ReportResult, TrainFinalResult } from './jobResults';
+import { RegistryDecision } from './registry';
+import { RunnerSpec } from './runner';
 import { BucketName, KeyPrefix, S3Uri } from './s3';
 import { StageDatasetResult } from './stage';
 
@@ -13,22 +16,69 @@ export const TrainingPipelineInput = z
     source: DataSource.default({ kind: 'auto' }),
     bucket: BucketName,
     prefix: KeyPrefix,
-    runId: RunId,
+    /** Defaults to one derived from the workflow id (what a Schedule's runs need). */
+    runId: RunId.optional(),
+    grid: AlsGrid.default(AlsGrid.parse({})),
+    split: SplitProtocol.default(SplitProtocol.parse({ kind: 'random' })),
+    ranking: RankingSettings.default(RankingSettings.parse({})),
+    /** How many recommendations per user the final model writes. */
+    recommendations: z.number().int().min(1).max(100).default(10),
+    seed: z.number().int().default(42),
+    runner: RunnerSpec.default({ kind: 'local' }),
+    /** Spark steps running at once, in the grid search and after it. */
+    maxConcurrentSteps: z.number().int().min(1).max(64).default(2),
+    /** Compare with the champion in the registry and promote when better. */
+    register: z.boolean().default(true),
   })
   .strict();
 export type TrainingPipelineInput = z.input<typeof TrainingPipelineInput>;
+export type TrainingPipelineConfig = z.output<typeof TrainingPipelineInput>;
 
 export const StageTiming = z.object({ stage: z.string(), seconds: z.number().nonnegative(), reused: z.boolean() });
+export type StageTiming = z.infer<typeof StageTiming>;
+
+/** One row of the grid-search table: the point and its mean CV scores. */
+export const GridRow = z.object({ index: z.number().int(), point: AlsPoint, rmse: z.number(), mae: z.number(), rmseStd: z.number() });
+export type GridRow = z.infer<typeof GridRow>;
 
 export const TrainingPipelineResult = z.object({
   runId: RunId,
   dataset: DatasetName,
   runUri: S3Uri,
+  best: GridRow,
+  grid: z.array(GridRow),
+  test: z.object({ als: ModelMetrics, global_mean: ModelMetrics, user_item_bias: ModelMetrics, most_popular: ModelMetrics }),
+  outputs: z.object({
+    processed: S3Uri,
+    model: z.string(),
+    recommendations: z.string(),
+    analysis: z.string(),
+    report: z.string(),
+  }),
+  registry: RegistryDecision.nullable(),
   staged: StageDatasetResult,
   clean: CleanResult,
+  details: z.object({
+    evaluation: EvaluateResult,
+    final: TrainFinalResult,
+    analysis: AnalysisResult,
+    recommendations: RecommendResult,
+    report: ReportResult,
+    grid: z.array(AlsPointResult),
+  }),
   stages: z.array(StageTiming),
 });
 export type TrainingPipelineResult = z.infer<typeof TrainingPipelineResult>;
+
+/** What the `progress` query returns. */
+export interface PipelineProgress {
+  runId: string;
+  stage: string;
+  stagesDone: string[];
+  grid: { done: number; total: number };
+  best: GridRow | null;
+  cancelRequested: string | null;
+}
 
 /** S3 layout of one run, derived from the input in one place. */
 export function runLayout(bucket: string, prefix: string, runId: string) {
@@ -36,6 +86,13 @@ export function runLayout(bucket: string, prefix: string, runId: string) {
   return {
     runUri,
     processedUri: `${runUri}processed/`,
+    foldsUri: `${runUri}folds/`,
+    modelUri: `${runUri}model/`,
+    analysisUri: `${runUri}analysis/`,
+    recommendationsUri: `${runUri}recommendations/`,
+    reportUri: `${runUri}report/`,
+    checkpointUri: (name: string) => `${runUri}checkpoints/${name}/`,
+    gridResultsUri: `${runUri}results/grid/`,
     resultUri: (job: string) => `${runUri}results/${job}.json`,
   };
 }
@@ -49,4 +106,9 @@ export function workflowIdFor(runId: string): string {
 export function newRunId(dataset: string, now: Date, suffix: string): string {
   const day = now.toISOString().slice(0, 10).replace(/-/g, '');
   return `${dataset}-${day}-${suffix}`;
+}
+
+/** A run id derived from a workflow id (e.g. a scheduled run's `lensflow-nightly-…-2026-11-25T02:00:00Z`). */
+export function runIdFromWorkflowId(workflowId: string): string {
+  return workflowId.replace(/^lensflow-/, '').toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 100);
 }

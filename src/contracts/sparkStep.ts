@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { CleanResult, JobName } from './jobResults';
+import { JobName } from './jobResults';
+import { RunnerSpec } from './runner';
 import { BucketName, KeyPrefix, S3Uri } from './s3';
 
 /**
@@ -26,10 +27,12 @@ export const RunSparkStepInput = z.object({
   jobArgs: z.array(z.string()),
   /** Where the job writes its result JSON; an existing valid result means the step already ran. */
   resultUri: S3Uri,
+  /** Where the step runs; an EMR runner here always names its cluster id. */
+  runner: RunnerSpec.default({ kind: 'local' }),
 });
-export type RunSparkStepInput = z.infer<typeof RunSparkStepInput>;
+export type RunSparkStepInput = z.input<typeof RunSparkStepInput>;
 
-export interface RunSparkStepResult<R = CleanResult> {
+export interface RunSparkStepResult<R> {
   step: SparkStep;
   result: R;
   /** True when a valid result was already in S3 and the step was not run again. */

@@ -26,5 +26,7 @@ export const StageDatasetResult = z.object({
   /** Where the files came from: a local folder or the verified download. */
   origin: z.string(),
   files: z.array(StagedFile),
+  /** SHA-256 over the files' names and checksums: identifies the exact data staged. */
+  contentSha256: z.string().regex(/^[0-9a-f]{64}$/),
 });
 export type StageDatasetResult = z.infer<typeof StageDatasetResult>;

@@ -1,2 +1,2 @@
-/** Every workflow the lensflow worker registers. */
-export { trainingPipeline } from './trainingPipeline';
+/** Every workflow the lensflow worker registers, and the signals and queries they handle. */
+export { cancelSignal, progressQuery, trainingPipeline } from './trainingPipeline';

@@ -1,27 +1,67 @@
 /**
- * Workflow `trainingPipeline`: stage the dataset in S3, then clean it with a Spark step.
- * Deterministic orchestration only; every side effect is an activity.
+ * Workflow `trainingPipeline`: stage → clean → split → grid search → final training, evaluation and
+ * analysis → recommendations → report → register. Deterministic orchestration only: every side
+ * effect is an activity, and payloads carry S3 URIs, never data.
  */
-import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
+import {
+  ActivityCancellationType,
+  ApplicationFailure,
+  proxyLocalActivities,
+  defineQuery,
+  defineSignal,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  upsertMemo,
+  upsertSearchAttributes,
+  workflowInfo,
+  type ActivityOptions,
+} from '@temporalio/workflow';
 import { z } from 'zod';
 import type { Activities } from '../activities';
+import type { AlsPoint } from '../contracts/experiment';
+import type { JobName, JobResultOf } from '../contracts/jobResults';
 import {
   TrainingPipelineInput,
+  runIdFromWorkflowId,
   runLayout,
+  type GridRow,
+  type PipelineProgress,
+  type TrainingPipelineConfig,
   type TrainingPipelineResult,
 } from '../contracts/pipeline';
+import type { RunnerSpec } from '../contracts/runner';
+import { bestRow, expandGrid, gridActivityId } from './grid';
+import { limiter } from './limiter';
 
-const { stageDataset } = proxyActivities<Activities>({
+/** Asks the run to stop: running Spark steps are cancelled, nothing is promoted. */
+export const cancelSignal = defineSignal<[reason?: string]>('cancel');
+/** Where the run is: stage, grid points done/total, best point so far. */
+export const progressQuery = defineQuery<PipelineProgress>('progress');
+
+const stagingActivities = proxyActivities<Activities>({
   startToCloseTimeout: '30 minutes',
-  retry: { initialInterval: '2s', maximumAttempts: 5, nonRetryableErrorTypes: ['ZodError'] },
+  retry: { initialInterval: '2s', maximumAttempts: 5 },
 });
 
-// Spark steps heartbeat while they run; a lost worker is noticed within the heartbeat timeout and
-// the retry finds a finished step's result in S3 instead of running it again.
-const { runSparkStep } = proxyActivities<Activities>({
-  startToCloseTimeout: '4 hours',
-  heartbeatTimeout: '60s',
-  retry: { initialInterval: '5s', maximumAttempts: 3, nonRetryableErrorTypes: ['ZodError'] },
+// Spark steps heartbeat every few seconds with the handle of the running step: a lost worker is
+// noticed within the heartbeat timeout, and the retry resumes that step (or finds its result in S3
+// and does not run it again). The workflow waits for a cancelled step to be really stopped.
+const sparkOptions: ActivityOptions = {
+  startToCloseTimeout: '6 hours',
+  heartbeatTimeout: '30s',
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumAttempts: 4 },
+};
+
+const { requestCancellation } = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '30s',
+  retry: { maximumAttempts: 10 },
+});
+
+const registryActivities = proxyActivities<Activities>({
+  startToCloseTimeout: '5 minutes',
+  retry: { initialInterval: '2s', maximumAttempts: 5 },
 });
 
 export async function trainingPipeline(rawInput: TrainingPipelineInput): Promise<TrainingPipelineResult> {
@@ -29,47 +69,174 @@ export async function trainingPipeline(rawInput: TrainingPipelineInput): Promise
   if (!parsed.success) {
     throw ApplicationFailure.nonRetryable(`invalid trainingPipeline input:\n${z.prettifyError(parsed.error)}`, 'InvalidInput');
   }
-  const input = parsed.data;
-  const layout = runLayout(input.bucket, input.prefix, input.runId);
+  const config: TrainingPipelineConfig = parsed.data;
+  const runId = config.runId ?? runIdFromWorkflowId(workflowInfo().workflowId);
+  const progress: PipelineProgress = { runId, stage: 'starting', stagesDone: [], grid: { done: 0, total: 0 }, best: null, cancelRequested: null };
   const stages: TrainingPipelineResult['stages'] = [];
-  const timed = async <T>(stage: string, fn: () => Promise<T>, reused: (t: T) => boolean): Promise<T> => {
+  setHandler(progressQuery, () => progress);
+
+  // The signal has the server cancel this very execution (a workflow may not cancel itself
+  // directly), so both ways of stopping a run take one path: running activities are cancelled and
+  // the run closes with status Canceled.
+  setHandler(cancelSignal, async (reason) => {
+    if (progress.cancelRequested) return;
+    progress.cancelRequested = reason ?? 'cancel signal';
+    await requestCancellation({ workflowId: workflowInfo().workflowId, runId: workflowInfo().runId });
+  });
+  upsertSearchAttributes({ LensflowDataset: [config.dataset], LensflowStatus: ['running'] });
+
+  try {
+    const result = await runStages(config, runId, progress, stages);
+    upsertSearchAttributes({ LensflowStatus: [result.registry?.decision ?? 'completed'] });
+    return result;
+  } catch (err) {
+    const status = isCancellation(err) ? 'cancelled' : 'failed';
+    progress.stage = status;
+    // Recorded where the Web UI and `lensflow status` show it, even though the run has no result.
+    upsertMemo({ finishedStages: stages.map((s) => s.stage), cancelReason: progress.cancelRequested ?? undefined });
+    upsertSearchAttributes({ LensflowStatus: [status] });
+    throw err;
+  }
+}
+
+async function runStages(
+  config: TrainingPipelineConfig,
+  runId: string,
+  progress: PipelineProgress,
+  stages: TrainingPipelineResult['stages'],
+): Promise<TrainingPipelineResult> {
+  const layout = runLayout(config.bucket, config.prefix, runId);
+  const runner: RunnerSpec = config.runner;
+  const limit = limiter(config.maxConcurrentSteps);
+
+  async function timed<T>(stage: string, fn: () => Promise<T>, reused: (t: T) => boolean = () => false): Promise<T> {
+    progress.stage = stage;
     const t0 = Date.now();
     const out = await fn();
     stages.push({ stage, seconds: (Date.now() - t0) / 1000, reused: reused(out) });
+    progress.stagesDone.push(stage);
     return out;
-  };
+  }
+
+  /** Runs one Spark job as one activity, with a readable deterministic activity id. */
+  async function spark<J extends JobName>(job: J, activityId: string, jobArgs: string[], resultUri: string): Promise<{ result: JobResultOf<J>; reused: boolean }> {
+    const { runSparkStep } = proxyActivities<Activities>({ ...sparkOptions, activityId });
+    const out = await limit(() =>
+      runSparkStep<J>({ runId, job, bucket: config.bucket, prefix: config.prefix, jobArgs, resultUri, runner }),
+    );
+    return { result: out.result, reused: out.reused };
+  }
+  const json = (v: unknown) => JSON.stringify(v);
+  const common = (name: string) => ['--seed', String(config.seed), '--checkpoint', layout.checkpointUri(name)];
 
   const staged = await timed(
     'stage',
-    () => stageDataset({ dataset: input.dataset, source: input.source, bucket: input.bucket, prefix: input.prefix }),
+    () => stagingActivities.stageDataset({ dataset: config.dataset, source: config.source, bucket: config.bucket, prefix: config.prefix }),
     (s) => s.files.every((f) => f.action === 'unchanged'),
   );
 
   const clean = await timed(
     'clean',
-    () =>
-      runSparkStep({
-        runId: input.runId,
-        job: 'clean',
-        bucket: input.bucket,
-        prefix: input.prefix,
-        jobArgs: [
-          '--dataset', input.dataset,
-          '--raw', staged.rawUri,
-          '--output', layout.processedUri,
-          '--result', layout.resultUri('clean'),
-        ],
-        resultUri: layout.resultUri('clean'),
-      }),
+    () => spark('clean', 'clean', ['--dataset', config.dataset, '--raw', staged.rawUri, '--output', layout.processedUri, '--result', layout.resultUri('clean')], layout.resultUri('clean')),
+    (r) => r.reused,
+  );
+  const ratingsUri = clean.result.outputs.ratings;
+  const moviesUri = clean.result.outputs.movies;
+
+  const split = await timed(
+    'split',
+    () => spark('split', 'split', ['--ratings', ratingsUri, '--raw', staged.rawUri, '--protocol', json(config.split), '--output', layout.foldsUri, '--result', layout.resultUri('split')], layout.resultUri('split')),
     (r) => r.reused,
   );
 
+  // Grid search: one activity per point (a Spark step is one unit of work with its own retries and
+  // heartbeats, so a child workflow per point would only add history), at most
+  // `maxConcurrentSteps` at once, with ids that name the point in the Web UI.
+  const points = expandGrid(config.grid);
+  progress.grid = { done: 0, total: points.length };
+  const grid = await timed('grid', () =>
+    Promise.all(
+      points.map(async (point: AlsPoint, index: number) => {
+        const resultUri = `${layout.gridResultsUri}${String(index).padStart(3, '0')}.json`;
+        const { result } = await spark(
+          'als_point',
+          gridActivityId(index, point),
+          ['--folds', json(split.result.cv), '--point', json(point), ...common(`grid-${index}`), '--result', resultUri],
+          resultUri,
+        );
+        const row: GridRow = { index, point, rmse: result.mean.rmse, mae: result.mean.mae, rmseStd: result.std.rmse };
+        progress.grid.done++;
+        progress.best = bestRow(progress.best ? [progress.best, row] : [row]);
+        return { row, result };
+      }),
+    ),
+  );
+  const rows = grid.map((g) => g.row);
+  const best = bestRow(rows)!;
+  upsertMemo({ bestPoint: best.point, bestCvRmse: best.rmse });
+
+  // Final model, evaluation against the baselines, and analysis are independent of each other.
+  const point = json(best.point);
+  const [final, evaluation, analysis] = await timed('train-evaluate-analyse', () =>
+    Promise.all([
+      spark('train_final', 'train-final', ['--ratings', ratingsUri, '--point', point, ...common('final'), '--model', layout.modelUri, '--result', layout.resultUri('train_final')], layout.resultUri('train_final')),
+      spark('evaluate', 'evaluate', ['--folds', json(split.result.evaluation), '--movies', moviesUri, '--point', point, '--ranking', json(config.ranking), ...common('evaluate'), '--result', layout.resultUri('evaluate')], layout.resultUri('evaluate')),
+      spark('analysis', 'analysis', ['--ratings', ratingsUri, '--movies', moviesUri, '--output', layout.analysisUri, '--result', layout.resultUri('analysis')], layout.resultUri('analysis')),
+    ]),
+  );
+
+  const recommendations = await timed('recommend', () =>
+    spark('recommend', 'recommend', ['--model', final.result.modelUri, '--ratings', ratingsUri, '--movies', moviesUri, '--n', String(config.recommendations), '--output', layout.recommendationsUri, '--result', layout.resultUri('recommend')], layout.resultUri('recommend')),
+  );
+
+  const report = await timed('report', () =>
+    spark('report', 'report', ['--dataset', config.dataset, '--clean', layout.resultUri('clean'), '--analysis', analysis.result.summaryUri, '--grid', layout.gridResultsUri, '--evaluation', layout.resultUri('evaluate'), '--output', layout.reportUri, '--result', layout.resultUri('report')], layout.resultUri('report')),
+  );
+
+  const registry = config.register
+    ? await timed('register', () =>
+        registryActivities.registerModel({
+          bucket: config.bucket,
+          prefix: config.prefix,
+          challenger: {
+            runId,
+            dataset: config.dataset,
+            protocolKey: json({ split: config.split, ranking: config.ranking }),
+            dataKey: staged.contentSha256,
+            point: best.point,
+            metrics: evaluation.result.models.als,
+            modelUri: final.result.modelUri,
+          },
+        }),
+      )
+    : null;
+
+  progress.stage = 'done';
   return {
-    runId: input.runId,
-    dataset: input.dataset,
+    runId,
+    dataset: config.dataset,
     runUri: layout.runUri,
+    best,
+    grid: rows,
+    test: evaluation.result.models,
+    outputs: {
+      processed: layout.processedUri,
+      model: final.result.modelUri,
+      recommendations: recommendations.result.outputs.userRecsJson,
+      analysis: analysis.result.summaryUri,
+      report: report.result.reportUri,
+    },
+    registry,
     staged,
     clean: clean.result,
+    details: {
+      evaluation: evaluation.result,
+      final: final.result,
+      analysis: analysis.result,
+      recommendations: recommendations.result,
+      report: report.result,
+      grid: grid.map((g) => g.result),
+    },
     stages,
   };
 }
