@@ -14,14 +14,28 @@ def _fs_path(spark: SparkSession, uri: str):
     return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
 
 
-def write_json(spark: SparkSession, uri: str, doc: Any) -> None:
-    """Writes `doc` as one JSON object (on S3 a single PUT: readers see all of it or nothing)."""
+def write_bytes(spark: SparkSession, uri: str, data: bytes) -> None:
+    """Writes one file (on S3 a single PUT on close: readers see all of it or nothing)."""
     fs, path = _fs_path(spark, uri)
     out = fs.create(path, True)
     try:
-        out.write(bytearray(json.dumps(doc, indent=2, sort_keys=True).encode("utf-8")))
+        out.write(bytearray(data))
     finally:
         out.close()
+
+
+def write_json(spark: SparkSession, uri: str, doc: Any) -> None:
+    """Writes `doc` as one JSON object."""
+    write_bytes(spark, uri, json.dumps(doc, indent=2, sort_keys=True, allow_nan=False).encode("utf-8"))
+
+
+def list_files(spark: SparkSession, folder_uri: str, suffix: str = "") -> list[str]:
+    """URIs of the files directly in a folder whose names end with `suffix`, sorted; [] if none."""
+    fs, path = _fs_path(spark, folder_uri.rstrip("/") + "/")
+    if not fs.exists(path):
+        return []
+    names = [str(status.getPath().toString()) for status in fs.listStatus(path) if status.isFile()]
+    return sorted(n for n in names if n.endswith(suffix))
 
 
 def read_json(spark: SparkSession, uri: str) -> Any:
