@@ -33,6 +33,10 @@ const Env = z.object({
   LENSFLOW_SPARK_JARS: z.string().optional(),
   LENSFLOW_SPARK_MASTER: z.string().default('local[*]'),
   LENSFLOW_SPARK_DRIVER_MEMORY: z.string().default('2g'),
+  LENSFLOW_SPARK_SHUFFLE_PARTITIONS: z.coerce.number().int().min(1).default(8),
+  /** An EMR-API endpoint other than AWS's (the tests' EMR test server). */
+  LENSFLOW_EMR_ENDPOINT: z.string().url().optional(),
+  LENSFLOW_EMR_POLL_SECONDS: z.coerce.number().positive().default(15),
   /** Where step logs and other worker-local state go. */
   LENSFLOW_STATE_DIR: z.string().default(resolve(repoRoot, '.lensflow')),
 });
@@ -40,12 +44,14 @@ const Env = z.object({
 export interface Settings {
   temporal: { address: string; namespace: string; taskQueue: string; webUiUrl: string };
   s3: { region: string; endpoint?: string; bucket: string; prefix: string };
+  emr: { region: string; endpoint?: string; pollMs: number };
   data: { localDir?: string; cacheDir: string; downloadBaseUrl: string };
   spark: {
     venv?: string;
     jarsDir?: string;
     master: string;
     driverMemory: string;
+    shufflePartitions: number;
     /** The zipped `lensflow_spark` package (built by `make build`) and the job entry scripts. */
     packageZip: string;
     jobsDir: string;
@@ -70,6 +76,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
       webUiUrl: e.LENSFLOW_WEB_UI_URL,
     },
     s3: { region: e.AWS_REGION, endpoint: e.LENSFLOW_S3_ENDPOINT, bucket: e.LENSFLOW_BUCKET, prefix: e.LENSFLOW_PREFIX },
+    emr: { region: e.AWS_REGION, endpoint: e.LENSFLOW_EMR_ENDPOINT, pollMs: e.LENSFLOW_EMR_POLL_SECONDS * 1000 },
     data: { localDir: e.LENSFLOW_DATA_DIR ? resolve(e.LENSFLOW_DATA_DIR) : undefined, cacheDir: resolve(cache, 'datasets'),
       downloadBaseUrl: e.LENSFLOW_GROUPLENS_URL.replace(/\/+$/, ''),
     },
@@ -78,6 +85,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
       jarsDir: e.LENSFLOW_SPARK_JARS,
       master: e.LENSFLOW_SPARK_MASTER,
       driverMemory: e.LENSFLOW_SPARK_DRIVER_MEMORY,
+      shufflePartitions: e.LENSFLOW_SPARK_SHUFFLE_PARTITIONS,
       packageZip: resolve(repoRoot, 'dist', 'spark', 'lensflow_spark.zip'),
       jobsDir: resolve(repoRoot, 'spark', 'jobs'),
     },

@@ -1,53 +1,213 @@
 /**
- * End to end on the local stack: the README's `lensflow run` starts `trainingPipeline` on the
- * stack's worker, which stages ml-latest-small in the S3 server and cleans it with spark-submit.
- * Everything is checked with independent tools: the `temporal` CLI and boto3/pyarrow.
+ * End to end on the local stack with real Spark: the whole pipeline on ml-latest-small, a run whose
+ * worker is SIGKILLed mid-grid behind a throttling S3, and cancellation during the grid search.
+ * Results are checked with independent tools: the `temporal` CLI, boto3 and pyarrow.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
 import type { TrainingPipelineResult } from '../src/contracts/pipeline';
+import { progressQuery, trainingPipeline } from '../src/workflows';
+import { startFaultyS3Proxy } from './helpers/faultyS3Proxy';
 import { boto3Json, stackSettings, temporalCli, uniquePrefix } from './helpers/stack';
 
+jest.setTimeout(15 * 60_000);
 const settings = stackSettings();
 const repo = join(__dirname, '..');
+const cliPath = join(repo, 'dist', 'cli', 'main.js');
+const bucket = settings.s3.bucket;
 
-test('lensflow run: stage and clean ml-latest-small through Temporal, S3 and Spark', () => {
-  const prefix = uniquePrefix('e2e');
-  const runId = `ml-latest-small-e2e-${randomBytes(3).toString('hex')}`;
-  const cli = spawnSync('node', [join(repo, 'dist', 'cli', 'main.js'), 'run', '--run-id', runId, '--prefix', prefix], {
-    encoding: 'utf8',
-    timeout: 600_000,
-  });
-  expect(cli.stderr).toContain(`Web UI: ${settings.temporal.webUiUrl}/namespaces/default/workflows/lensflow-${runId}`);
-  expect(cli.status).toBe(0);
-  const result = JSON.parse(cli.stdout) as TrainingPipelineResult;
+// Six grid points at concurrency 2; small iteration counts keep a run to a few minutes on 2 cores.
+const GRID = { rank: [4, 8, 12], regParam: [0.05, 0.1], maxIter: [5] };
+const SPLIT = { kind: 'random' as const, testFraction: 0.2, cvFolds: 2, seed: 7 };
+const prefix = uniquePrefix('e2e');
+const runOptions = ['--grid', JSON.stringify(GRID), '--split', JSON.stringify(SPLIT), '--max-concurrent', '2', '--prefix', prefix];
 
-  expect(result.clean.counts.ratings).toEqual({ raw: 100_836, clean: 100_836, quarantined: {} });
-  expect(result.clean.counts.movies.clean).toBe(9_742);
-  const runKey = `${prefix}/runs/${runId}`;
-  expect(result.clean.outputs.ratings).toBe(`s3://${settings.s3.bucket}/${runKey}/processed/ratings`);
+let client: Client;
+beforeAll(async () => {
+  client = new Client({ connection: await Connection.connect({ address: settings.temporal.address }) });
+});
+afterAll(() => client.connection.close());
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const newRunId = (label: string) => `ml-latest-small-${label}-${randomBytes(3).toString('hex')}`;
+
+/** Waits until the run's progress satisfies `ok` (polling the `progress` query). */
+async function waitForProgress(workflowId: string, ok: (p: Awaited<ReturnType<typeof queryProgress>>) => boolean, seconds = 300) {
+  for (let i = 0; i < seconds * 2; i++) {
+    const p = await queryProgress(workflowId).catch(() => undefined);
+    if (p && ok(p)) return p;
+    await sleep(500);
+  }
+  throw new Error(`run ${workflowId} did not reach the expected progress in ${seconds}s`);
+}
+const queryProgress = (workflowId: string) => client.workflow.getHandle(workflowId).query(progressQuery);
+
+/** Process groups of the run's spark-submit processes (found by the run id in their command line). */
+function sparkGroups(runId: string): Set<number> {
+  const ps = spawnSync('ps', ['-eo', 'pgid=,args='], { encoding: 'utf8' }).stdout;
+  return new Set(
+    ps.split('\n').filter((l) => l.includes(runId) && l.includes('spark')).map((l) => Number(l.trim().split(/\s+/)[0])),
+  );
+}
+function aliveGroups(groups: Set<number>): number[] {
+  const ps = spawnSync('ps', ['-eo', 'pgid='], { encoding: 'utf8' }).stdout;
+  const alive = new Set(ps.split('\n').map((l) => Number(l.trim())));
+  return [...groups].filter((g) => alive.has(g));
+}
+
+/** Activity id -> the attempt it finished on, from the recorded history. */
+function attempts(workflowId: string): Record<string, number> {
+  const history = JSON.parse(temporalCli(settings, ['workflow', 'show', '--workflow-id', workflowId, '--output', 'json'])) as {
+    events: Array<{ eventId: string; activityTaskScheduledEventAttributes?: { activityId: string }; activityTaskStartedEventAttributes?: { scheduledEventId: string; attempt: number } }>;
+  };
+  const ids = new Map<string, string>();
+  const out: Record<string, number> = {};
+  for (const e of history.events) {
+    if (e.activityTaskScheduledEventAttributes) ids.set(e.eventId, e.activityTaskScheduledEventAttributes.activityId);
+    const started = e.activityTaskStartedEventAttributes;
+    if (started) out[ids.get(String(started.scheduledEventId))!] = started.attempt;
+  }
+  return out;
+}
+
+/** What the run left in S3, read with boto3 and pyarrow. */
+function s3View(runKey: string) {
+  return boto3Json<{
+    success: { committer: string; filenames: string[] };
+    ratingsRows: number;
+    grid: Array<{ point: { rank: number }; mean: { rmse: number } }>;
+    evaluation: { models: TrainingPipelineResult['test'] };
+    reportBytes: number;
+    plots: string[];
+  }>(
+    settings,
+    `
+import io, pyarrow.parquet as pq
+b, run = '${bucket}', '${runKey}'
+get = lambda k: s3.get_object(Bucket=b, Key=k)['Body'].read()
+keys = lambda p: [o['Key'] for o in s3.list_objects_v2(Bucket=b, Prefix=p).get('Contents', [])]
+parts = [k for k in keys(run + '/processed/ratings/') if k.endswith('.parquet')]
+print(json.dumps({
+  'success': json.loads(get(run + '/processed/ratings/_SUCCESS')),
+  'ratingsRows': sum(pq.read_table(io.BytesIO(get(k))).num_rows for k in parts),
+  'grid': [json.loads(get(k)) for k in sorted(keys(run + '/results/grid/'))],
+  'evaluation': json.loads(get(run + '/results/evaluate.json')),
+  'reportBytes': len(get(run + '/report/report.html')),
+  'plots': sorted(k.rsplit('/', 1)[1] for k in keys(run + '/report/') if k.endswith('.png')),
+}))`,
+  );
+}
+
+let uninterrupted: TrainingPipelineResult;
+
+test('lensflow run: the whole pipeline completes, and its result matches what is in S3', () => {
+  const runId = newRunId('full');
+  const run = spawnSync('node', [cliPath, 'run', '--run-id', runId, ...runOptions], { encoding: 'utf8', timeout: 14 * 60_000 });
+  expect(run.stderr).toContain(`Web UI: ${settings.temporal.webUiUrl}/namespaces/default/workflows/lensflow-${runId}`);
+  expect(run.status).toBe(0);
+  uninterrupted = JSON.parse(run.stdout) as TrainingPipelineResult;
 
   const described = JSON.parse(temporalCli(settings, ['workflow', 'describe', '--workflow-id', `lensflow-${runId}`, '--output', 'json']));
   expect(described.workflowExecutionInfo.status).toBe('WORKFLOW_EXECUTION_STATUS_COMPLETED');
 
-  // What is in S3, seen by boto3 and counted by pyarrow: Parquet parts and the magic committer's
-  // JSON `_SUCCESS` summary, and a result JSON that matches the workflow's.
-  const seen = boto3Json<{ success: { committer: string; filenames: string[] }; parts: number; rows: number; result: unknown }>(
-    settings,
-    `
-import io, pyarrow.parquet as pq
-bucket, folder = '${settings.s3.bucket}', '${runKey}/processed/ratings/'
-keys = [o['Key'] for o in s3.list_objects_v2(Bucket=bucket, Prefix=folder)['Contents']]
-parts = [k for k in keys if k.endswith('.parquet')]
-rows = sum(pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=k)['Body'].read())).num_rows for k in parts)
-success = json.loads(s3.get_object(Bucket=bucket, Key=folder + '_SUCCESS')['Body'].read())
-result = json.loads(s3.get_object(Bucket=bucket, Key='${runKey}/results/clean.json')['Body'].read())
-print(json.dumps({'success': success, 'parts': len(parts), 'rows': rows, 'result': result}))`,
-  );
-  expect(seen.success.committer).toBe('magic');
-  expect(seen.parts).toBeGreaterThan(0);
-  expect(seen.success.filenames).toHaveLength(seen.parts);
-  expect(seen.rows).toBe(100_836);
-  expect((seen.result as { counts: unknown }).counts).toEqual(result.clean.counts);
+  expect(uninterrupted.clean.counts.ratings).toEqual({ raw: 100_836, clean: 100_836, quarantined: {} });
+  expect(uninterrupted.grid).toHaveLength(6);
+  expect(uninterrupted.stages.map((s) => s.stage)).toEqual(['stage', 'clean', 'split', 'grid', 'train-evaluate-analyse', 'recommend', 'report', 'register']);
+  // ALS is judged next to the baselines, and beats the global mean.
+  expect(uninterrupted.test.als.rmse!).toBeLessThan(uninterrupted.test.global_mean.rmse!);
+  expect(uninterrupted.registry?.decision).toBe('promoted');
+
+  const s3 = s3View(`${prefix}/runs/${runId}`);
+  expect(s3.success.committer).toBe('magic');
+  expect(s3.ratingsRows).toBe(100_836);
+  expect(s3.grid.map((g) => g.mean.rmse)).toEqual(uninterrupted.grid.map((g) => g.rmse));
+  expect(s3.evaluation.models).toEqual(uninterrupted.test);
+  expect(Math.min(...uninterrupted.grid.map((g) => g.rmse))).toBe(uninterrupted.best.rmse);
+  expect(s3.reportBytes).toBeGreaterThan(10_000);
+  expect(s3.plots).toEqual(expect.arrayContaining(['cv_heatmap.png', 'model_comparison.png', 'rating_distribution.png']));
+
+  // The champion's recommendations, looked up the way a user would.
+  const recs = spawnSync('node', [cliPath, 'recommend', '1', '--run-id', runId], { encoding: 'utf8', env: { ...process.env, LENSFLOW_PREFIX: prefix } });
+  expect(recs.status).toBe(0);
+  const lookup = JSON.parse(recs.stdout) as { recommendations: Array<{ movieId: number; title: string }> };
+  expect(lookup.recommendations).toHaveLength(10);
+  expect(lookup.recommendations[0]!.title).toEqual(expect.any(String));
+});
+
+test('a worker SIGKILLed mid-grid, behind a throttling S3: the run completes, nothing finished reruns, outputs match', async () => {
+  expect(uninterrupted).toBeDefined();
+  const taskQueue = `e2e-kill-${randomBytes(3).toString('hex')}`;
+  const proxy = await startFaultyS3Proxy(settings.s3.endpoint!, 4); // more than the SDK's own 3 tries
+  const startWorker = (): ChildProcess => {
+    const w = spawn('node', [join(repo, 'dist', 'workers', 'main.js')], {
+      env: { ...process.env, LENSFLOW_TASK_QUEUE: taskQueue, LENSFLOW_S3_ENDPOINT: proxy.endpoint },
+      stdio: 'ignore',
+    });
+    return w;
+  };
+  let worker = startWorker();
+  try {
+    const runId = newRunId('kill');
+    const workflowId = `lensflow-${runId}`;
+    const input = { dataset: 'ml-latest-small', bucket, prefix, runId, grid: GRID, split: SPLIT, maxConcurrentSteps: 2 } as const;
+    const handle = await client.workflow.start(trainingPipeline, { taskQueue, workflowId, args: [input] });
+
+    await waitForProgress(workflowId, (p) => p.stage === 'grid' && p.grid.done >= 2 && p.grid.done < 6);
+    const finishedBeforeKill = Object.keys(attempts(workflowId));
+    worker.kill('SIGKILL');
+    await sleep(1000);
+    worker = startWorker();
+
+    const result = await handle.result();
+    expect(proxy.faults()).toBe(4);
+    const tries = attempts(workflowId);
+    // stageDataset (activity id 1, the only one without a named id) met the throttling and was retried.
+    expect(tries['1']).toBeGreaterThanOrEqual(2);
+    for (const id of finishedBeforeKill.filter((i) => i !== '1')) expect(tries[id]).toBe(1);
+    expect(Math.max(...Object.values(tries))).toBeGreaterThanOrEqual(2); // the steps cut off were retried
+
+    expect(result.clean.counts).toEqual(uninterrupted.clean.counts);
+    expect(result.grid.map((g) => [g.point, g.rmse])).toEqual(uninterrupted.grid.map((g) => [g.point, g.rmse]));
+    expect(result.best).toEqual(uninterrupted.best);
+    expect(result.test).toEqual(uninterrupted.test);
+  } finally {
+    worker.kill('SIGKILL');
+    await proxy.close();
+  }
+});
+
+describe.each([
+  ['the cancel signal (lensflow cancel)', (runId: string) => spawnSync('node', [cliPath, 'cancel', runId], { encoding: 'utf8' }).status],
+  ['temporal workflow cancel', (runId: string) => (temporalCli(settings, ['workflow', 'cancel', '--workflow-id', `lensflow-${runId}`]), 0)],
+])('cancelling during the grid search by %s', (_how, cancel) => {
+  test('stops every spark-submit of the run within 10 s, promotes nothing, and the run shows as cancelled', async () => {
+    const runId = newRunId('cancel');
+    const started = spawnSync('node', [cliPath, 'run', '--run-id', runId, '--no-wait', ...runOptions], { encoding: 'utf8' });
+    expect(started.status).toBe(0);
+    await waitForProgress(`lensflow-${runId}`, (p) => p.stage === 'grid');
+    let groups = new Set<number>();
+    for (let i = 0; i < 120 && groups.size === 0; i++) {
+      await sleep(250);
+      groups = sparkGroups(runId);
+    }
+    expect(groups.size).toBeGreaterThan(0);
+
+    expect(cancel(runId)).toBe(0);
+    const t0 = Date.now();
+    while (aliveGroups(groups).length > 0 && Date.now() - t0 < 10_000) await sleep(200);
+    expect(aliveGroups(groups)).toEqual([]);
+    expect(sparkGroups(runId).size).toBe(0);
+
+    let final = await client.workflow.getHandle(`lensflow-${runId}`).describe();
+    for (let i = 0; i < 40 && final.status.name === 'RUNNING'; i++) {
+      await sleep(250);
+      final = await client.workflow.getHandle(`lensflow-${runId}`).describe();
+    }
+    expect(final.status.name).toBe('CANCELLED');
+    expect(final.memo).toMatchObject({ finishedStages: ['stage', 'clean', 'split'] });
+    const decisions = boto3Json<string[]>(settings, `print(json.dumps([o['Key'] for o in s3.list_objects_v2(Bucket='${bucket}', Prefix='${prefix}/registry/').get('Contents', []) if '${runId}' in o['Key']]))`);
+    expect(decisions).toEqual([]);
+  });
 });

@@ -17,7 +17,7 @@ test('a schedule created with the CLI starts a run when triggered, with overlap 
   try {
     const described = await client.schedule.getHandle(scheduleId).describe();
     expect(described.policies.overlap).toBe('SKIP');
-    expect(described.spec.calendars?.length ?? described.spec.cronExpressions?.length).toBeGreaterThan(0);
+    expect(described.spec.calendars).toHaveLength(1); // the cron expression, as the server stores it
 
     temporalCli(settings, ['schedule', 'trigger', '--schedule-id', scheduleId]);
     let started: string | undefined;

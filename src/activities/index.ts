@@ -1,11 +1,17 @@
-/** The worker's activities, built once over the worker's settings and S3 client. */
+/** The worker's activities, built once over the worker's settings, S3/EMR clients and Temporal client. */
 import type { Client } from '@temporalio/client';
-import type { RunnerSpec } from '../contracts/runner';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { z } from 'zod';
+import type { EmrTransientSpec, RunnerSpec } from '../contracts/runner';
 import type { Settings } from '../settings';
+import { createTransientCluster, terminateCluster } from './emrCluster';
+import { createEmrClient, createEmrRunner } from './emrRunner';
 import { createLocalRunner } from './localSparkRunner';
 import { makeRegisterModel } from './registry';
 import { makeRunSparkStep } from './runSparkStep';
 import { createS3Client } from './s3Client';
+import type { SparkStepRunner } from './sparkRunner';
 import { makeStageDataset } from './stageDataset';
 
 /** Asks the server to cancel a workflow execution (the `cancel` signal's way of stopping a run). */
@@ -17,16 +23,32 @@ export function makeRequestCancellation(temporal: Client) {
 
 export function createActivities(settings: Settings, temporal: Client) {
   const s3 = createS3Client(settings.s3);
+  const emr = createEmrClient({ region: settings.emr.region, endpoint: settings.emr.endpoint });
   const local = createLocalRunner(settings);
-  const runnerFor = (spec: RunnerSpec) => {
+  const emrRunners = new Map<string, SparkStepRunner>();
+  const runnerFor = (spec: RunnerSpec): SparkStepRunner => {
     if (spec.kind === 'local') return local;
-    throw new Error('the EMR runner is not wired yet');
+    if (!spec.clusterId) {
+      throw ApplicationFailure.nonRetryable('an EMR step needs a cluster id: the pipeline creates the transient cluster first', 'InvalidInput');
+    }
+    let runner = emrRunners.get(spec.clusterId);
+    if (!runner) emrRunners.set(spec.clusterId, (runner = createEmrRunner(emr, s3, spec.clusterId, { pollMs: settings.emr.pollMs })));
+    return runner;
   };
   return {
     stageDataset: makeStageDataset(s3, settings.data),
     runSparkStep: makeRunSparkStep(s3, settings, runnerFor),
     registerModel: makeRegisterModel(s3),
     requestCancellation: makeRequestCancellation(temporal),
+    /** Creates (or, on a retry, finds by its run tag) the run's transient EMR cluster. */
+    async createEmrCluster(input: { runId: string; spec: z.input<typeof EmrTransientSpec> }) {
+      const ctx = Context.current();
+      return createTransientCluster(emr, input.spec, input.runId, { heartbeat: (p) => ctx.heartbeat(p) });
+    },
+    /** Terminates a cluster; a cluster already gone is fine. */
+    async terminateEmrCluster(clusterId: string) {
+      return terminateCluster(emr, clusterId);
+    },
   };
 }
 

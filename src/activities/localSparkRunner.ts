@@ -12,7 +12,7 @@ import type { SparkStep } from '../contracts/sparkStep';
 import type { Settings } from '../settings';
 import type { SparkStepRunner, StepContext } from './sparkRunner';
 
-const STDERR_TAIL_BYTES = 8_000;
+const OUTPUT_TAIL_BYTES = 8_000;
 const KILL_GRACE_MS = 3_000;
 const HEARTBEAT_MS = 2_000;
 
@@ -26,6 +26,9 @@ export function localSparkConf(settings: Settings): string[] {
     'spark.driver.host': '127.0.0.1',
     'spark.driver.bindAddress': '127.0.0.1',
     'spark.ui.enabled': 'false',
+    // Spark's default of 200 shuffle partitions means 200 tiny Parquet parts per table on a laptop.
+    'spark.sql.shuffle.partitions': String(spark.shufflePartitions),
+    'spark.default.parallelism': String(spark.shufflePartitions),
     'spark.hadoop.fs.s3a.endpoint.region': s3.region,
     // The magic committer: tasks write straight to their final keys as pending multipart uploads
     // that the job commit completes, so nothing half-written is ever visible.
@@ -124,12 +127,15 @@ export async function runLocalStep(step: SparkStep, settings: Settings, ctx: Ste
       AWS_EC2_METADATA_DISABLED: 'true',
     },
   });
+  // PySpark prints the driver's Python traceback on stdout and the JVM's errors on stderr: the
+  // failure message quotes the tail of both, interleaved as they came.
   let tail = '';
-  child.stdout.pipe(log, { end: false });
-  child.stderr.on('data', (chunk: Buffer) => {
+  const record = (chunk: Buffer) => {
     log.write(chunk);
-    tail = (tail + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES);
-  });
+    tail = (tail + chunk.toString('utf8')).slice(-OUTPUT_TAIL_BYTES);
+  };
+  child.stdout.on('data', record);
+  child.stderr.on('data', record);
   const pgid = child.pid!;
   const handle = { kind: 'local', pgid } as const;
   ctx.heartbeat(handle);
@@ -147,7 +153,7 @@ export async function runLocalStep(step: SparkStep, settings: Settings, ctx: Ste
     }
     if (code !== 0) {
       throw ApplicationFailure.nonRetryable(
-        `Spark step "${step.name}" exited with code ${code}; full log: ${logPath}\n--- stderr tail ---\n${tail}`,
+        `Spark step "${step.name}" exited with code ${code}; full log: ${logPath}\n--- output tail ---\n${tail}`,
         'SparkJobFailed',
       );
     }

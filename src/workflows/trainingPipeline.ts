@@ -7,6 +7,7 @@ import {
   ActivityCancellationType,
   ApplicationFailure,
   proxyLocalActivities,
+  CancellationScope,
   defineQuery,
   defineSignal,
   isCancellation,
@@ -59,6 +60,12 @@ const { requestCancellation } = proxyLocalActivities<Activities>({
   retry: { maximumAttempts: 10 },
 });
 
+const clusterActivities = proxyActivities<Activities>({
+  startToCloseTimeout: '45 minutes',
+  heartbeatTimeout: '2 minutes',
+  retry: { initialInterval: '10s', maximumAttempts: 3 },
+});
+
 const registryActivities = proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',
   retry: { initialInterval: '2s', maximumAttempts: 5 },
@@ -85,7 +92,16 @@ export async function trainingPipeline(rawInput: TrainingPipelineInput): Promise
   });
   upsertSearchAttributes({ LensflowDataset: [config.dataset], LensflowStatus: ['running'] });
 
+  // A transient EMR cluster lives exactly as long as the run: created here, terminated in `finally`
+  // even when the run fails or is cancelled.
+  let clusterId: string | undefined;
   try {
+    if (config.runner.kind === 'emr' && config.runner.transient) {
+      progress.stage = 'emr-cluster';
+      clusterId = (await clusterActivities.createEmrCluster({ runId, spec: config.runner.transient })).clusterId;
+      config.runner = { kind: 'emr', clusterId };
+      upsertMemo({ emrClusterId: clusterId });
+    }
     const result = await runStages(config, runId, progress, stages);
     upsertSearchAttributes({ LensflowStatus: [result.registry?.decision ?? 'completed'] });
     return result;
@@ -96,6 +112,11 @@ export async function trainingPipeline(rawInput: TrainingPipelineInput): Promise
     upsertMemo({ finishedStages: stages.map((s) => s.stage), cancelReason: progress.cancelRequested ?? undefined });
     upsertSearchAttributes({ LensflowStatus: [status] });
     throw err;
+  } finally {
+    if (clusterId) {
+      const id = clusterId;
+      await CancellationScope.nonCancellable(() => clusterActivities.terminateEmrCluster(id));
+    }
   }
 }
 
