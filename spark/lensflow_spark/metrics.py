@@ -1,0 +1,349 @@
+"""Evaluation metrics over Spark DataFrames: rating error and top-k ranking quality.
+
+Inputs use the canonical columns (`columns.py`): held-out ratings are (user_id, movie_id, rating),
+rating predictions add a `prediction` column, scored candidates carry a `score` column, and top-k
+lists are (user_id, movie_id, score, rank) rows as `top_k` builds them, rank 1 being the best.
+
+Every function that returns a DataFrame is lazy. Every metric that returns a Python number runs
+exactly one action, the final aggregate (`.first()` of one query), and nothing else: that aggregate
+is the point of a metric. `rating_metrics` / `ranking_metrics` give several for one action.
+
+Undefined values are `None`, never NaN (NaN is not valid JSON and the result contracts carry these
+numbers): a metric over no usable rows, or a ranking metric with no user to average over, is None.
+A defined metric with nothing found is 0.0.
+"""
+
+from __future__ import annotations
+
+import math
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from . import columns as C
+
+# Derived columns of this module (candidates for columns.py).
+PREDICTION = "prediction"
+SCORE = "score"
+RANK = "rank"
+
+DEFAULT_RELEVANCE_THRESHOLD = 4.0
+"""A held-out rating at or above this counts as relevant (4 of 5 stars, the usual MovieLens cut)."""
+
+RATING_METRICS = ("rmse", "mae")
+RANKING_METRICS = ("precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k")
+
+
+def _is_number(col: Column) -> Column:
+    """Not null and not NaN (Spark sorts NaN above every number and `NaN >= x` is true)."""
+    return col.isNotNull() & ~F.isnan(col)
+
+
+def _require_columns(df: DataFrame, what: str, *names: str) -> None:
+    missing = [n for n in names if n not in df.columns]
+    if missing:
+        raise ValueError(f"{what} lacks column(s) {', '.join(missing)}; it has {', '.join(df.columns)}")
+
+
+def _check_k(k: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive int, got {k!r}")
+
+
+def _float_or_none(value) -> float | None:
+    return None if value is None else float(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rating prediction error
+# ---------------------------------------------------------------------------------------------
+
+
+def rating_metrics(
+    predictions: DataFrame, *, label_col: str = C.RATING, prediction_col: str = PREDICTION
+) -> dict[str, float | None]:
+    """`{"rmse": ..., "mae": ...}` in one action.
+
+    Rows whose prediction or rating is null or NaN are excluded (ALS's cold-start NaNs, say), so
+    the metrics cover only the rows a model could score; count them separately if that matters.
+    Both are None when no row is left.
+
+        rmse = sqrt( (1/N) * sum (r_ui - p_ui)^2 )
+        mae  = (1/N) * sum |r_ui - p_ui|
+    """
+    _require_columns(predictions, "predictions", label_col, prediction_col)
+    label, pred = F.col(label_col), F.col(prediction_col)
+    err = pred.cast("double") - label.cast("double")
+    row = (
+        predictions.where(_is_number(label) & _is_number(pred))
+        .agg(F.sqrt(F.avg(err * err)).alias("rmse"), F.avg(F.abs(err)).alias("mae"))
+        .first()
+    )
+    return {name: _float_or_none(row[name]) for name in RATING_METRICS}
+
+
+def rmse(
+    predictions: DataFrame, *, label_col: str = C.RATING, prediction_col: str = PREDICTION
+) -> float | None:
+    """Root mean squared error, sqrt((1/N) * sum (r_ui - p_ui)^2), one action.
+
+    Rows with a null or NaN prediction (or rating) are excluded; None when no row is left.
+    """
+    return rating_metrics(predictions, label_col=label_col, prediction_col=prediction_col)["rmse"]
+
+
+def mae(
+    predictions: DataFrame, *, label_col: str = C.RATING, prediction_col: str = PREDICTION
+) -> float | None:
+    """Mean absolute error, (1/N) * sum |r_ui - p_ui|, one action.
+
+    Rows with a null or NaN prediction (or rating) are excluded; None when no row is left.
+    """
+    return rating_metrics(predictions, label_col=label_col, prediction_col=prediction_col)["mae"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Top-k lists
+# ---------------------------------------------------------------------------------------------
+
+
+def top_k(
+    scored: DataFrame, k: int, *, exclude: DataFrame | None = None, score_col: str = SCORE
+) -> DataFrame:
+    """Each user's k best movies as (user_id, movie_id, score, rank), rank 1..k. Lazy.
+
+    `scored` holds candidate (user_id, movie_id, score) rows, at most one per pair. Pairs present
+    in `exclude` (the training ratings: anything with user_id and movie_id) are removed first, so a
+    user is never recommended a movie already rated. Rows with a null or NaN score are dropped.
+    Ties break deterministically: score descending, then movie_id ascending. A user with fewer
+    than k candidates gets a shorter list. The output score column is always named `score`.
+    """
+    _check_k(k)
+    _require_columns(scored, "scored", C.USER_ID, C.MOVIE_ID, score_col)
+    candidates = scored.select(C.USER_ID, C.MOVIE_ID, F.col(score_col).cast("double").alias(SCORE)).where(
+        _is_number(F.col(SCORE))
+    )
+    if exclude is not None:
+        _require_columns(exclude, "exclude", C.USER_ID, C.MOVIE_ID)
+        rated = exclude.select(C.USER_ID, C.MOVIE_ID)
+        candidates = candidates.join(rated, [C.USER_ID, C.MOVIE_ID], "left_anti")
+    order = Window.partitionBy(C.USER_ID).orderBy(F.col(SCORE).desc(), F.col(C.MOVIE_ID).asc())
+    return candidates.withColumn(RANK, F.row_number().over(order)).where(F.col(RANK) <= k)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ranking metrics
+# ---------------------------------------------------------------------------------------------
+
+
+def _is_relevant(threshold: float) -> Column:
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or math.isnan(threshold):
+        raise ValueError(f"threshold must be a number, got {threshold!r}")
+    rating = F.col(C.RATING)
+    known = F.col(C.USER_ID).isNotNull() & F.col(C.MOVIE_ID).isNotNull()
+    return known & _is_number(rating) & (rating >= F.lit(float(threshold)))
+
+
+def relevant_items(held_out: DataFrame, threshold: float = DEFAULT_RELEVANCE_THRESHOLD) -> DataFrame:
+    """Distinct (user_id, movie_id) pairs whose held-out rating is >= `threshold`. Lazy.
+
+    This is the relevance of every ranking metric here. Null or NaN ratings are never relevant;
+    `threshold=float("-inf")` makes every held-out movie relevant (implicit-feedback style).
+    """
+    _require_columns(held_out, "held_out", C.USER_ID, C.MOVIE_ID, C.RATING)
+    return held_out.where(_is_relevant(threshold)).select(C.USER_ID, C.MOVIE_ID).distinct()
+
+
+def _ideal_dcg(n: Column) -> Column:
+    """sum_{i=1..n} 1 / log2(i + 1), 0.0 for n = 0."""
+    return F.aggregate(
+        F.sequence(F.lit(1), F.greatest(n, F.lit(1))),
+        F.lit(0.0),
+        lambda acc, i: acc + F.when(i <= n, 1.0 / F.log2(i + 1)).otherwise(0.0),
+    )
+
+
+def ranking_metrics_by_user(
+    recommendations: DataFrame,
+    held_out: DataFrame,
+    k: int,
+    *,
+    threshold: float = DEFAULT_RELEVANCE_THRESHOLD,
+) -> DataFrame:
+    """Per-user precision/recall/NDCG/AP at k, one row per user with a relevant held-out item. Lazy.
+
+    Output columns: user_id, n_relevant, hits, precision_at_k, recall_at_k, ndcg_at_k, map_at_k
+    (the last is the user's AP@k; its mean over users is MAP@k).
+
+    `recommendations` are top-k lists (user_id, movie_id, rank) with unique movies and ranks
+    1, 2, ... per user, as `top_k` builds them from candidates that exclude each user's training
+    items (this function does not know the training set, so the lists must already exclude it).
+    Rows with rank > k are ignored, so lists built once for the largest k serve every smaller k.
+    A list shorter than k is not padded: its missing slots count as misses.
+
+    Relevance is binary: rel(u, i) = 1 when u's held-out rating of i is >= `threshold`, else 0
+    (see `relevant_items`). With R_u the user's relevant set, L_u the list cut at k and
+    hit(j) = 1 when the movie at rank j is in R_u:
+
+        precision@k(u) = |L_u ∩ R_u| / k                      (k even when the list is shorter)
+        recall@k(u)    = |L_u ∩ R_u| / |R_u|
+        ndcg@k(u)      = DCG / IDCG,  DCG  = sum_{j=1..k} hit(j) / log2(j + 1),
+                                      IDCG = sum_{j=1..min(|R_u|, k)} 1 / log2(j + 1)
+        ap@k(u)        = (1 / min(|R_u|, k)) * sum_{j=1..k} hit(j) * precision@j(u)
+
+    Users with no relevant held-out item have no row: every metric is undefined for them (0/0
+    recall) and they are left out of every mean. Users with relevant items but no list get a row
+    of zeros. These are the formulas and the rule of Spark's `RankingEvaluator` (mllib
+    `RankingMetrics`, binary relevance) when it is fed one row per user with a non-empty label
+    set; fed rows with empty label sets, Spark would count them as 0.0 instead.
+    """
+    _check_k(k)
+    _require_columns(recommendations, "recommendations", C.USER_ID, C.MOVIE_ID, RANK)
+    _require_columns(held_out, "held_out", C.USER_ID, C.MOVIE_ID, C.RATING)
+    # One grouping by user (one shuffle) gathers both sides: the user's relevant set and the
+    # user's list as (rank, movie) structs; the metrics are then array expressions per user.
+    movie = F.col(C.MOVIE_ID).cast("long")
+    no_movie, no_rank = F.lit(None).cast("long"), F.lit(None).cast("int")
+    labels = held_out.where(_is_relevant(threshold)).select(
+        C.USER_ID, movie.alias("_relevant"), no_rank.alias("_rank"), no_movie.alias("_listed")
+    )
+    listed = recommendations.where((F.col(RANK) <= k) & F.col(C.MOVIE_ID).isNotNull()).select(
+        C.USER_ID, no_movie.alias("_relevant"), F.col(RANK).cast("int").alias("_rank"), movie.alias("_listed")
+    )
+    per_user = (
+        labels.unionByName(listed)
+        .groupBy(C.USER_ID)
+        .agg(
+            F.collect_set("_relevant").alias("_relevant"),
+            F.array_sort(
+                F.collect_list(F.when(F.col("_rank").isNotNull(), F.struct(F.col("_rank"), F.col("_listed"))))
+            ).alias("_list"),
+        )
+        .where(F.size("_relevant") > 0)
+    )
+    # Ranks of the hits, ascending (structs sort by their first field, the rank).
+    hit_ranks = F.transform(
+        F.filter("_list", lambda entry: F.array_contains(F.col("_relevant"), entry["_listed"])),
+        lambda entry: entry["_rank"],
+    )
+    with_hits = per_user.select(
+        C.USER_ID, F.size("_relevant").alias("n_relevant"), hit_ranks.alias("_hit_ranks")
+    )
+    ranks = F.col("_hit_ranks")
+    dcg = F.aggregate(ranks, F.lit(0.0), lambda acc, rank: acc + 1.0 / F.log2(rank + 1))
+    # The j-th hit (1-based), at rank r, contributes precision@r = j / r to the AP sum.
+    precision_sum = F.aggregate(
+        F.transform(ranks, lambda rank, j: (j + 1) / rank), F.lit(0.0), lambda acc, x: acc + x
+    )
+    n_relevant, hits = F.col("n_relevant"), F.size(ranks)
+    cut = F.least(n_relevant, F.lit(k))
+    return with_hits.select(
+        C.USER_ID,
+        n_relevant,
+        hits.alias("hits"),
+        (hits / F.lit(float(k))).alias("precision_at_k"),
+        (hits / n_relevant).alias("recall_at_k"),
+        (dcg / _ideal_dcg(cut)).alias("ndcg_at_k"),
+        (precision_sum / cut).alias("map_at_k"),
+    )
+
+
+def ranking_metrics(
+    recommendations: DataFrame,
+    held_out: DataFrame,
+    k: int,
+    *,
+    threshold: float = DEFAULT_RELEVANCE_THRESHOLD,
+) -> dict[str, float | None]:
+    """Mean precision@k, recall@k, NDCG@k and MAP@k over users, in one action.
+
+    Formulas, relevance and the user rule are those of `ranking_metrics_by_user`: the mean is
+    over users with at least one held-out rating >= `threshold`. Every value is None when there
+    is no such user (empty held-out set); a user with no hit, or no list at all, counts as 0.0.
+    """
+    per_user = ranking_metrics_by_user(recommendations, held_out, k, threshold=threshold)
+    row = per_user.agg(*(F.avg(name).alias(name) for name in RANKING_METRICS)).first()
+    return {name: _float_or_none(row[name]) for name in RANKING_METRICS}
+
+
+def precision_at_k(
+    recommendations: DataFrame,
+    held_out: DataFrame,
+    k: int,
+    *,
+    threshold: float = DEFAULT_RELEVANCE_THRESHOLD,
+) -> float | None:
+    """Mean over users of |top-k ∩ relevant| / k, one action. See `ranking_metrics_by_user`."""
+    return ranking_metrics(recommendations, held_out, k, threshold=threshold)["precision_at_k"]
+
+
+def recall_at_k(
+    recommendations: DataFrame,
+    held_out: DataFrame,
+    k: int,
+    *,
+    threshold: float = DEFAULT_RELEVANCE_THRESHOLD,
+) -> float | None:
+    """Mean over users of |top-k ∩ relevant| / |relevant|, one action. See `ranking_metrics_by_user`."""
+    return ranking_metrics(recommendations, held_out, k, threshold=threshold)["recall_at_k"]
+
+
+def ndcg_at_k(
+    recommendations: DataFrame,
+    held_out: DataFrame,
+    k: int,
+    *,
+    threshold: float = DEFAULT_RELEVANCE_THRESHOLD,
+) -> float | None:
+    """Mean over users of binary-relevance DCG@k / IDCG@k, one action.
+
+    DCG@k = sum_{j<=k} hit(j) / log2(j + 1); IDCG@k = sum_{j<=min(|relevant|, k)} 1 / log2(j + 1).
+    See `ranking_metrics_by_user`.
+    """
+    return ranking_metrics(recommendations, held_out, k, threshold=threshold)["ndcg_at_k"]
+
+
+def map_at_k(
+    recommendations: DataFrame,
+    held_out: DataFrame,
+    k: int,
+    *,
+    threshold: float = DEFAULT_RELEVANCE_THRESHOLD,
+) -> float | None:
+    """Mean over users of AP@k = sum_{j<=k} hit(j) * precision@j / min(|relevant|, k), one action.
+
+    See `ranking_metrics_by_user`.
+    """
+    return ranking_metrics(recommendations, held_out, k, threshold=threshold)["map_at_k"]
+
+
+def catalogue_coverage(recommendations: DataFrame, catalogue: DataFrame, k: int) -> float | None:
+    """Fraction of the catalogue's distinct movies that appear in at least one top-k list, one action.
+
+        catalogue_coverage = |{i in catalogue : rank(u, i) <= k for some u}| / |catalogue|
+
+    `catalogue` is any DataFrame with movie_id (the movies table, or the training movies);
+    recommended movies outside it are not counted, so the value lies in [0, 1]. None for an empty
+    catalogue; 0.0 when there are no recommendations.
+    """
+    _check_k(k)
+    _require_columns(recommendations, "recommendations", C.MOVIE_ID, RANK)
+    _require_columns(catalogue, "catalogue", C.MOVIE_ID)
+    in_catalogue = catalogue.select(
+        C.MOVIE_ID, F.lit(True).alias("_listed"), F.lit(False).alias("_recommended")
+    )
+    recommended = recommendations.where(F.col(RANK) <= k).select(
+        C.MOVIE_ID, F.lit(False).alias("_listed"), F.lit(True).alias("_recommended")
+    )
+    per_movie = (
+        in_catalogue.unionByName(recommended)
+        .where(F.col(C.MOVIE_ID).isNotNull())
+        .groupBy(C.MOVIE_ID)
+        .agg(F.bool_or("_listed").alias("_listed"), F.bool_or("_recommended").alias("_recommended"))
+    )
+    row = (
+        per_movie.where("_listed")
+        .agg(F.count(F.lit(1)).alias("movies"), F.count_if(F.col("_recommended")).alias("covered"))
+        .first()
+    )
+    return None if row["movies"] == 0 else row["covered"] / row["movies"]
