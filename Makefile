@@ -51,8 +51,8 @@ typecheck:
 
 lint:
 	npx eslint .
-	.lensflow/venv/bin/ruff check spark
-	.lensflow/venv/bin/ruff format --check spark
+	.lensflow/venv/bin/ruff check --config spark/pyproject.toml spark bench
+	.lensflow/venv/bin/ruff format --check --config spark/pyproject.toml spark bench
 
 jest:
 	@$(LOCAL_ENV); npx jest

@@ -7,6 +7,7 @@ const step = buildSparkStep('clean', 'ml-100k-20261124-abc', { codeUri: 's3://b/
   '--raw', 's3://b/p/raw/ml-100k/',
   '--result', 's3://b/p/runs/x/results/clean.json',
 ]);
+const withJson = buildSparkStep('als_point', 'r-1', { codeUri: 's3://b/c/' }, ['--folds', '[{"train":"s3://b/f/0/train","test":"s3://b/f/0/test"}]']);
 
 test('a step is what EMR AddJobFlowSteps takes: command-runner.jar running spark-submit in cluster mode', () => {
   expect(step).toEqual({
@@ -39,6 +40,11 @@ test('the local runner runs the same arguments on local Spark with s3a', () => {
   ]);
   // Credentials reach Spark through the environment (the AWS default chain), never the command line.
   expect(args.join(' ')).not.toMatch(/access\.key|secret/i);
+});
+
+test('S3 URIs inside JSON arguments are read as s3a:// too', () => {
+  const settings = loadSettings({ LENSFLOW_VENV: '/v', LENSFLOW_SPARK_JARS: '/jars' });
+  expect(toLocalCommand(withJson, settings).args.at(-1)).toBe('[{"train":"s3a://b/f/0/train","test":"s3a://b/f/0/test"}]');
 });
 
 test('URIs a local job reports come back in s3:// form', () => {

@@ -106,7 +106,7 @@ test('lensflow run: the whole pipeline completes, and its result matches what is
   const runId = newRunId('full');
   const run = spawnSync('node', [cliPath, 'run', '--run-id', runId, ...runOptions], { encoding: 'utf8', timeout: 14 * 60_000 });
   expect(run.stderr).toContain(`Web UI: ${settings.temporal.webUiUrl}/namespaces/default/workflows/lensflow-${runId}`);
-  expect(run.status).toBe(0);
+  expect({ status: run.status, stderr: run.stderr }).toMatchObject({ status: 0 });
   uninterrupted = JSON.parse(run.stdout) as TrainingPipelineResult;
 
   const described = JSON.parse(temporalCli(settings, ['workflow', 'describe', '--workflow-id', `lensflow-${runId}`, '--output', 'json']));

@@ -55,7 +55,8 @@ export function toLocalCommand(step: SparkStep, settings: Settings): { command: 
       i++; // local Spark runs the driver here
       continue;
     }
-    args.push(rest[i]!.replace(/^s3:\/\//, 's3a://'));
+    // Every S3 URI, also those inside JSON arguments such as the list of folds.
+    args.push(rest[i]!.replace(/\bs3:\/\//g, 's3a://'));
   }
   const local = ['--master', settings.spark.master, '--driver-memory', settings.spark.driverMemory, ...localSparkConf(settings)];
   return { command: join(settings.spark.venv, 'bin', 'spark-submit'), args: [...local, ...args] };
@@ -63,7 +64,7 @@ export function toLocalCommand(step: SparkStep, settings: Settings): { command: 
 
 /** Maps the `s3a://` URIs a locally run job reports back to the `s3://` form the pipeline uses. */
 export function fromLocalUris(doc: unknown): unknown {
-  if (typeof doc === 'string') return doc.replace(/^s3a:\/\//, 's3://');
+  if (typeof doc === 'string') return doc.replace(/\bs3a:\/\//g, 's3://');
   if (Array.isArray(doc)) return doc.map(fromLocalUris);
   if (doc && typeof doc === 'object') {
     return Object.fromEntries(Object.entries(doc).map(([k, v]) => [k, fromLocalUris(v)]));

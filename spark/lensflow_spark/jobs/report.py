@@ -37,15 +37,22 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict[str, Any]:
     user_activity = spark.read.parquet(activity_uri).toPandas()
 
     out = args.output.rstrip("/")
-    images = {name: figure_png(fig) for name, fig in report_figures(summary, grid, evaluation, user_activity).items()}
+    images = {
+        name: figure_png(fig)
+        for name, fig in report_figures(summary, grid, evaluation, user_activity).items()
+    }
     plots = {}
     for name, png in images.items():
         plots[name] = f"{out}/{name}.png"
         write_bytes(spark, plots[name], png)
-    html_text = render_report(summary, grid, evaluation, clean, images, title=f"lensflow run report: {args.dataset}")
+    html_text = render_report(
+        summary, grid, evaluation, clean, images, title=f"lensflow run report: {args.dataset}"
+    )
     report_uri = f"{out}/report.html"
     write_bytes(spark, report_uri, html_text.encode("utf-8"))
-    return runtime.publish(spark, "report", args.result, {"job": "report", "reportUri": report_uri, "plots": plots})
+    return runtime.publish(
+        spark, "report", args.result, {"job": "report", "reportUri": report_uri, "plots": plots}
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,7 +10,9 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
+from ..als import ALSConfig, ALSRuntime
 from ..contracts import validate_result
+from ..splits import Fold
 from ..storage import write_json
 
 
@@ -33,6 +35,38 @@ def json_arg(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise argparse.ArgumentTypeError(f"not JSON: {err}") from None
+
+
+def als_config(point: dict[str, Any]) -> ALSConfig:
+    """The contract's `AlsPoint` (Spark's parameter names) as the library's ALSConfig."""
+    return ALSConfig(
+        rank=point["rank"],
+        reg_param=point["regParam"],
+        max_iter=point["maxIter"],
+        alpha=point.get("alpha", 1.0),
+        implicit_prefs=point.get("implicitPrefs", False),
+    )
+
+
+def als_point(config: ALSConfig) -> dict[str, Any]:
+    """The inverse of `als_config`, for result documents."""
+    return {
+        "rank": config.rank,
+        "regParam": config.reg_param,
+        "maxIter": config.max_iter,
+        "alpha": config.alpha,
+        "implicitPrefs": config.implicit_prefs,
+    }
+
+
+def als_runtime(args: argparse.Namespace) -> ALSRuntime:
+    """Seed and checkpoint folder from `add_model_options`."""
+    return ALSRuntime(checkpoint_dir=args.checkpoint, seed=args.seed)
+
+
+def read_fold_list(spark: SparkSession, folds: list[dict[str, Any]]) -> list[Fold]:
+    """Folds named in a split result (`FoldUris`) read back as DataFrames."""
+    return [Fold(f["fold"], spark.read.parquet(f["train"]), spark.read.parquet(f["test"])) for f in folds]
 
 
 def publish(spark: SparkSession, job: str, uri: str, doc: dict[str, Any]) -> dict[str, Any]:
