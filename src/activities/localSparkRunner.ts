@@ -26,6 +26,8 @@ export function localSparkConf(settings: Settings): string[] {
     'spark.driver.host': '127.0.0.1',
     'spark.driver.bindAddress': '127.0.0.1',
     'spark.ui.enabled': 'false',
+    // Keep the step log (and the output tail a failure quotes) to warnings and the job's own lines.
+    'spark.log.level': 'WARN',
     // Spark's default of 200 shuffle partitions means 200 tiny Parquet parts per table on a laptop.
     'spark.sql.shuffle.partitions': String(spark.shufflePartitions),
     'spark.default.parallelism': String(spark.shufflePartitions),

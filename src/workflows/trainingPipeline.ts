@@ -178,10 +178,12 @@ async function runStages(
   const grid = await timed('grid', () =>
     Promise.all(
       points.map(async (point: AlsPoint, index: number) => {
-        const resultUri = `${layout.gridResultsUri}${String(index).padStart(3, '0')}.json`;
+        // Named after the point, so a result is only ever reused for the very same point.
+        const activityId = gridActivityId(index, point);
+        const resultUri = `${layout.gridResultsUri}${activityId}.json`;
         const { result } = await spark(
           'als_point',
-          gridActivityId(index, point),
+          activityId,
           ['--folds', json(split.result.cv), '--point', json(point), ...common(`grid-${index}`), '--result', resultUri],
           resultUri,
         );

@@ -85,6 +85,8 @@ def run_job(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     spark = SparkSession.builder.appName(f"lensflow-{job}").getOrCreate()
+    # Spark's INFO chatter would bury the job's own error in the output tail a failure quotes.
+    spark.sparkContext.setLogLevel("WARN")
     try:
         run(spark, args)
     finally:
