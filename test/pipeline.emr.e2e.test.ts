@@ -2,15 +2,20 @@
  * The pipeline on the EMR runner: a worker whose EMR endpoint is the EMR-API test server, which
  * runs every step's spark-submit arguments on local Spark. The run creates a transient cluster,
  * adds each job as a step, and terminates the cluster at the end — and on cancel.
+ *
+ * The same input then runs on the local runner while its worker is SIGKILLed mid-grid behind a
+ * throttling S3: it must complete with exactly the EMR run's outputs (the jobs are seeded).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { TrainingPipelineResult } from '../src/contracts/pipeline';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 import { progressQuery, trainingPipeline } from '../src/workflows';
 import { EmrTestServer, liveProcessesMatching } from './emr/emrTestServer';
-import { stackSettings, uniquePrefix } from './helpers/stack';
+import { startFaultyS3Proxy } from './helpers/faultyS3Proxy';
+import { stackSettings, temporalCli, uniquePrefix } from './helpers/stack';
 
 jest.setTimeout(12 * 60_000);
 const settings = stackSettings();
@@ -40,6 +45,23 @@ afterAll(async () => {
   await client.connection.close();
 });
 
+let emrResult: TrainingPipelineResult | undefined;
+
+/** Activity id -> the attempt it finished on, from the recorded history. */
+function attempts(workflowId: string): Record<string, number> {
+  const history = JSON.parse(temporalCli(settings, ['workflow', 'show', '--workflow-id', workflowId, '--output', 'json'])) as {
+    events: Array<{ eventId: string; activityTaskScheduledEventAttributes?: { activityId: string }; activityTaskStartedEventAttributes?: { scheduledEventId: string; attempt: number } }>;
+  };
+  const ids = new Map<string, string>();
+  const out: Record<string, number> = {};
+  for (const e of history.events) {
+    if (e.activityTaskScheduledEventAttributes) ids.set(e.eventId, e.activityTaskScheduledEventAttributes.activityId);
+    const started = e.activityTaskStartedEventAttributes;
+    if (started) out[ids.get(String(started.scheduledEventId))!] = started.attempt;
+  }
+  return out;
+}
+
 const input = (runId: string) => ({
   dataset: 'ml-latest-small' as const,
   bucket,
@@ -56,6 +78,7 @@ const ops = (op: string) => server.calls.filter((c) => c.operation === op);
 test('runs every job as an EMR step on a transient cluster, and terminates the cluster', async () => {
   const runId = `emr-${randomBytes(3).toString('hex')}`;
   const result = await client.workflow.execute(trainingPipeline, { taskQueue, workflowId: `lensflow-${runId}`, args: [input(runId)] });
+  emrResult = result;
 
   expect(result.grid).toHaveLength(2);
   expect(result.clean.counts.ratings.clean).toBe(100_836);
@@ -92,4 +115,49 @@ test('cancelling during the grid search cancels the EMR steps and terminates the
   const t0 = Date.now();
   while (liveProcessesMatching(runId).length > 0 && Date.now() - t0 < 10_000) await sleep(200);
   expect(liveProcessesMatching(runId)).toEqual([]);
+});
+
+test('the same run on the local runner, its worker SIGKILLed mid-grid behind a throttling S3, completes with the same outputs', async () => {
+  expect(emrResult).toBeDefined();
+  const killQueue = `e2e-kill-${randomBytes(3).toString('hex')}`;
+  const proxy = await startFaultyS3Proxy(settings.s3.endpoint!, 4); // more than the AWS SDK's own 3 tries
+  const startWorker = (): ChildProcess =>
+    spawn('node', [join(__dirname, '..', 'dist', 'workers', 'main.js')], {
+      env: { ...process.env, LENSFLOW_TASK_QUEUE: killQueue, LENSFLOW_S3_ENDPOINT: proxy.endpoint },
+      stdio: 'ignore',
+    });
+  let local = startWorker();
+  try {
+    const runId = `kill-${randomBytes(3).toString('hex')}`;
+    const workflowId = `lensflow-${runId}`;
+    const handle = await client.workflow.start(trainingPipeline, { taskQueue: killQueue, workflowId, args: [{ ...input(runId), runner: { kind: 'local' } }] });
+    for (let i = 0; i < 1200; i++) {
+      const p = await handle.query(progressQuery).catch(() => undefined);
+      if (p?.stage === 'grid' && liveProcessesMatching(`lensflow-als_point-${runId}`).length > 0) break;
+      await sleep(250);
+    }
+    const finishedBeforeKill = Object.keys(attempts(workflowId));
+    expect(finishedBeforeKill).toEqual(expect.arrayContaining(['clean', 'split']));
+    local.kill('SIGKILL');
+    await sleep(1000);
+    local = startWorker();
+
+    const result = await handle.result();
+    expect(proxy.faults()).toBe(4);
+    const tries = attempts(workflowId);
+    // stageDataset (activity id 1, the one without a named id) met the throttling and was retried.
+    expect(tries['1']).toBeGreaterThanOrEqual(2);
+    // Nothing that had finished ran again; the grid step cut off by the kill was retried.
+    for (const id of finishedBeforeKill.filter((i) => i !== '1')) expect(tries[id]).toBe(1);
+    expect(Math.max(...Object.entries(tries).filter(([id]) => id.startsWith('grid-')).map(([, n]) => n))).toBeGreaterThanOrEqual(2);
+
+    const emr = emrResult!;
+    expect(result.clean.counts).toEqual(emr.clean.counts);
+    expect(result.grid.map((g) => [g.point, g.rmse])).toEqual(emr.grid.map((g) => [g.point, g.rmse]));
+    expect(result.best).toEqual(emr.best);
+    expect(result.test).toEqual(emr.test);
+  } finally {
+    local.kill('SIGKILL');
+    await proxy.close();
+  }
 });
