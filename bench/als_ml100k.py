@@ -36,7 +36,7 @@ from lensflow_spark.metrics import ranking_metrics, rating_metrics
 from lensflow_spark.session import local_session
 from lensflow_spark.splits import official_folds
 
-GRID = {"rank": [8, 12, 16, 24], "reg_param": [0.05, 0.1, 0.2], "max_iter": [15]}
+GRID = {"rank": [8, 12, 16], "reg_param": [0.05, 0.1, 0.2], "max_iter": [15]}
 K = 10
 
 
