@@ -1,8 +1,16 @@
-"""One explicit StructType per MovieLens input file. Never inferSchema."""
+"""One explicit StructType per MovieLens input file, field by field in file order. Never inferSchema.
+
+The readers split each line into exactly these fields and convert each one to its field's type
+(see `readers`): numbers as Spark's `try_cast` converts them, strings as they are, all
+after trimming spaces. A field that is empty is missing; one that does not convert is unparseable.
+Timestamps are whole unix seconds (UTC) in every release; the readers turn them into `rated_at`.
+"""
 
 from pyspark.sql.types import DoubleType, IntegerType, LongType, StringType, StructField, StructType
 
-# ml-latest-small / ml-latest / ml-20m / ml-25m: CSV with a header row.
+# ml-latest-small / ml-latest / ml-20m / ml-25m: UTF-8 CSV with a header row.
+LATEST_RATINGS_HEADER = "userId,movieId,rating,timestamp"
+LATEST_MOVIES_HEADER = "movieId,title,genres"
 LATEST_RATINGS = StructType(
     [
         StructField("userId", IntegerType()),
@@ -19,7 +27,8 @@ LATEST_MOVIES = StructType(
     ]
 )
 
-# ml-100k: u.data is tab-separated, u.item pipe-separated latin-1 (5 fields + 19 genre flags).
+# ml-100k: u.data is tab-separated, u.item pipe-separated latin-1 (5 fields + 19 genre flags, in the
+# order of u.genre). No header rows.
 ML100K_GENRES = [
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
     "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
@@ -42,4 +51,22 @@ ML100K_MOVIES = StructType(
         StructField("imdbUrl", StringType()),
     ]
     + [StructField(f"genre_{i}", IntegerType()) for i in range(len(ML100K_GENRES))]
+)
+
+# ml-1m / ml-10m: `::`-separated .dat files without header. ratings.dat is ASCII; movies.dat is
+# latin-1 in ml-1m and UTF-8 in ml-10m.
+DAT_RATINGS = StructType(
+    [
+        StructField("UserID", IntegerType()),
+        StructField("MovieID", IntegerType()),
+        StructField("Rating", DoubleType()),
+        StructField("Timestamp", LongType()),
+    ]
+)
+DAT_MOVIES = StructType(
+    [
+        StructField("MovieID", IntegerType()),
+        StructField("Title", StringType()),
+        StructField("Genres", StringType()),
+    ]
 )
