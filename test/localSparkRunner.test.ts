@@ -1,6 +1,9 @@
 /** EMR-shaped step definitions and their translation to a local spark-submit. */
+import { ApplicationFailure } from '@temporalio/common';
+import { publishJobPackage } from '../src/activities/jobPackage';
+import { createS3Client } from '../src/activities/s3Client';
 import { buildSparkStep } from '../src/activities/sparkSteps';
-import { fromLocalUris, toLocalCommand } from '../src/activities/localSparkRunner';
+import { fromLocalUris, runLocalStep, toLocalCommand } from '../src/activities/localSparkRunner';
 import { loadSettings } from '../src/settings';
 
 const step = buildSparkStep('clean', 'ml-100k-20261124-abc', { codeUri: 's3://b/p/code/0123/' }, [
@@ -54,3 +57,23 @@ test('URIs a local job reports come back in s3:// form', () => {
     l: ['s3://b/x', 'file:/tmp'],
   });
 });
+
+test('a failing job on local Spark fails once, non-retryably, quoting the job\'s own error', async () => {
+  const settings = loadSettings();
+  if (!settings.spark.venv || !settings.s3.endpoint) throw new Error('needs the local stack: run with `make test`');
+  const s3 = createS3Client(settings.s3);
+  const prefix = `test/local-fail-${Date.now().toString(36)}`;
+  const pkg = await publishJobPackage(s3, settings.spark, settings.s3.bucket, prefix);
+  const missing = `s3://${settings.s3.bucket}/${prefix}/raw/nothing-here/`;
+  const failing = buildSparkStep('clean', 'local-fail', pkg, ['--dataset', 'ml-latest-small', '--raw', missing, '--output', `s3://${settings.s3.bucket}/${prefix}/out/`, '--result', `s3://${settings.s3.bucket}/${prefix}/clean.json`]);
+  const handles: unknown[] = [];
+  const err = await runLocalStep(failing, settings, { logName: 'local-fail', heartbeat: (h) => handles.push(h), cancelled: new AbortController().signal }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(ApplicationFailure);
+  expect((err as ApplicationFailure).type).toBe('SparkJobFailed');
+  expect((err as ApplicationFailure).nonRetryable).toBe(true);
+  expect((err as ApplicationFailure).message).toContain('PATH_NOT_FOUND');
+  expect(handles[0]).toMatchObject({ kind: 'local', pgid: expect.any(Number) });
+}, 180_000);
