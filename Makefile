@@ -20,9 +20,9 @@ setup:
 	@bash setup/install.sh
 
 dist/.built: $(TS_SOURCES) $(PY_PACKAGE) spark/build_zip.py
-	npx tsc -p tsconfig.build.json
-	.lensflow/venv/bin/python spark/build_zip.py spark/lensflow_spark dist/spark/lensflow_spark.zip
-	touch $@
+	@npx tsc -p tsconfig.build.json
+	@.lensflow/venv/bin/python spark/build_zip.py spark/lensflow_spark dist/spark/lensflow_spark.zip
+	@touch $@
 
 build: setup
 	@ln -sfn "$$(sed -n 's/^LENSFLOW_VENV=//p' .lensflow/tools.env)" .lensflow/venv
