@@ -34,6 +34,14 @@ test('pipeline input gets defaults and run ids name the dataset and day', () => 
     bucket: 'lensflow',
     prefix: 'lensflow',
     runId,
+    grid: { rank: [10], regParam: [0.1], maxIter: [10], alpha: [1], implicitPrefs: false },
+    split: { kind: 'random', testFraction: 0.2, cvFolds: 3, seed: 42 },
+    ranking: { k: 10, relevanceThreshold: 4 },
+    recommendations: 10,
+    seed: 42,
+    runner: { kind: 'local' },
+    maxConcurrentSteps: 2,
+    register: true,
   });
   expect(TrainingPipelineInput.safeParse({ bucket: 'lensflow', prefix: '/abs/', runId }).success).toBe(false);
   expect(TrainingPipelineInput.safeParse({ bucket: 'lensflow', prefix: 'p', runId, extra: 1 }).success).toBe(false);
