@@ -3,11 +3,11 @@
  * recommendations. The `recommend` job writes them as JSON shards of 1,000 users each,
  * `runs/<runId>/recommendations/json/users-<userId div 1000>.json` = { "<userId>": [...] }.
  */
-import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
 import type { DatasetName } from '../contracts/datasets';
 import { ModelEntry } from '../contracts/registry';
-import { isNotFound } from './s3Client';
+import { getObjectText } from './s3Client';
 
 export const USERS_PER_SHARD = 1000;
 
@@ -19,25 +19,15 @@ export function latestChampionKey(prefix: string, dataset: DatasetName): string 
   return `${prefix}/registry/${dataset}/latest-champion.json`;
 }
 
-async function getText(s3: S3Client, bucket: string, key: string): Promise<string | undefined> {
-  try {
-    const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-    return await res.Body!.transformToString('utf8');
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw err;
-  }
-}
-
 export async function readChampion(s3: S3Client, bucket: string, prefix: string, dataset: DatasetName): Promise<ModelEntry | undefined> {
-  const text = await getText(s3, bucket, latestChampionKey(prefix, dataset));
+  const text = (await getObjectText(s3, bucket, latestChampionKey(prefix, dataset)))?.text;
   return text === undefined ? undefined : ModelEntry.parse(JSON.parse(text));
 }
 
 /** A user's recommendations from a run; an error names the run and user when there are none. */
 export async function readRecommendations(s3: S3Client, bucket: string, prefix: string, runId: string, userId: number): Promise<Recommendation[]> {
   const key = `${prefix}/runs/${runId}/recommendations/json/users-${Math.floor(userId / USERS_PER_SHARD)}.json`;
-  const text = await getText(s3, bucket, key);
+  const text = (await getObjectText(s3, bucket, key))?.text;
   const recs = text === undefined ? undefined : (JSON.parse(text) as Record<string, unknown>)[String(userId)];
   if (recs === undefined) throw new Error(`run ${runId} has no recommendations for user ${userId} (looked in s3://${bucket}/${key})`);
   return z.array(Recommendation).parse(recs);

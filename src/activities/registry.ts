@@ -8,20 +8,15 @@
  * replaced with a conditional write, so two runs finishing together cannot both win.
  */
 import { createHash } from 'node:crypto';
-import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
 import { ModelEntry, RegisterModelInput, RegistryDecision } from '../contracts/registry';
 import { latestChampionKey } from './recommendationsStore';
-import { isNotFound } from './s3Client';
+import { getObjectText } from './s3Client';
 
 async function getJson(s3: S3Client, bucket: string, key: string): Promise<{ body: unknown; etag?: string } | undefined> {
-  try {
-    const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-    return { body: JSON.parse(await res.Body!.transformToString('utf8')), etag: res.ETag };
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw err;
-  }
+  const got = await getObjectText(s3, bucket, key);
+  return got && { body: JSON.parse(got.text), etag: got.etag };
 }
 
 function putJson(s3: S3Client, bucket: string, key: string, doc: unknown, condition: { IfMatch?: string; IfNoneMatch?: string } = {}) {

@@ -5,7 +5,7 @@
  * Idempotent: when a valid result already sits at `resultUri` (the step finished before a worker
  * crash or a retry), the step is not run again.
  */
-import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { Context } from '@temporalio/activity';
 import type { z } from 'zod';
 import { ApplicationFailure } from '@temporalio/common';
@@ -17,19 +17,14 @@ import { publishJobPackage } from './jobPackage';
 import { StepHandle, type RunnerSpec } from '../contracts/runner';
 import { fromLocalUris } from './localSparkRunner';
 import type { SparkStepRunner } from './sparkRunner';
-import { isNotFound } from './s3Client';
+import { getObjectText } from './s3Client';
 import { buildSparkStep } from './sparkSteps';
 
 /** Reads a job's result JSON from S3 (URIs in `s3://` form); undefined when the key does not exist. */
 export async function readResult(s3: S3Client, uri: string): Promise<unknown> {
   const { bucket, key } = parseS3Uri(uri);
-  try {
-    const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-    return fromLocalUris(JSON.parse(await res.Body!.transformToString('utf8')));
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw err;
-  }
+  const got = await getObjectText(s3, bucket, key);
+  return got && fromLocalUris(JSON.parse(got.text));
 }
 
 /** Builds the activity over an S3 client, the worker's settings and its runners. */

@@ -1,4 +1,4 @@
-import { S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import type { Settings } from '../settings';
 
 /**
@@ -21,4 +21,15 @@ export function createS3Client(s3: Settings['s3']): S3Client {
 export function isNotFound(err: unknown): boolean {
   const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
   return e?.name === 'NotFound' || e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404;
+}
+
+/** An object's text and ETag; undefined when the key does not exist. */
+export async function getObjectText(s3: S3Client, bucket: string, key: string): Promise<{ text: string; etag?: string } | undefined> {
+  try {
+    const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    return { text: await res.Body!.transformToString('utf8'), etag: res.ETag };
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
 }
