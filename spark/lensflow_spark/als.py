@@ -22,12 +22,7 @@ from pyspark.sql import functions as F
 from . import columns as C
 from .splits import Fold
 
-PREDICTION = "prediction"
-"""ALSModel.transform's output column: the predicted rating (float; NaN for cold start under `nan`)."""
-SCORE = "score"
-"""recommend_for_users: the predicted rating, or the popularity for the fallback (double)."""
-RANK = "rank"
-"""recommend_for_users: 1-based position in the user's list (int)."""
+PREDICTION, SCORE, RANK = C.PREDICTION, C.SCORE, C.RANK
 SOURCE = "source"
 """recommend_for_users: `als` or `popularity`, which of the two produced the row."""
 POPULARITY = "popularity"

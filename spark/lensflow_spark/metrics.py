@@ -22,10 +22,7 @@ from pyspark.sql import functions as F
 
 from . import columns as C
 
-# Derived columns of this module (candidates for columns.py).
-PREDICTION = "prediction"
-SCORE = "score"
-RANK = "rank"
+PREDICTION, SCORE, RANK = C.PREDICTION, C.SCORE, C.RANK
 
 DEFAULT_RELEVANCE_THRESHOLD = 4.0
 """A held-out rating at or above this counts as relevant (4 of 5 stars, the usual MovieLens cut)."""
