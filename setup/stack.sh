@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The local stack: Temporal dev server (+ Web UI), versitygw (S3 on a POSIX folder) and a lensflow
-# worker, all bound to 127.0.0.1, state under .lensflow/.
-#   stack.sh up      start what is not running (the worker is always restarted, to pick up new code)
-#   stack.sh down    stop all three
+# The local stack: Temporal dev server (+ Web UI), versitygw (S3 on a POSIX folder), the lensflow
+# worker and the warm Spark engine (a Python worker holding one SparkSession), all bound to
+# 127.0.0.1, state under .lensflow/.
+#   stack.sh up      start what is not running (the workers are always restarted, to pick up new code)
+#   stack.sh down    stop all four
 #   stack.sh status  say what runs
 # Ports: LENSFLOW_TEMPORAL_PORT (7233), LENSFLOW_UI_PORT (8233), LENSFLOW_S3_PORT (7070).
 set -euo pipefail
@@ -102,20 +103,33 @@ if '$BUCKET' not in [b['Name'] for b in s3.list_buckets()['Buckets']]:
   stop worker >/dev/null 2>&1 || true
   mv -f "$LOGS/worker.log" "$LOGS/worker.log.1" 2>/dev/null || true
   start worker -- node dist/workers/main.js
+  start_spark_worker
   wait_for worker 60 grep -q "Worker state changed.*RUNNING" "$LOGS/worker.log"
-  say "up: Temporal 127.0.0.1:$TEMPORAL_PORT, Web UI $LENSFLOW_WEB_UI_URL, S3 $LENSFLOW_S3_ENDPOINT (bucket $BUCKET), worker on task queue lensflow"
+  wait_for spark-worker 180 grep -q "spark worker ready" "$LOGS/spark-worker.log"
+  say "up: Temporal 127.0.0.1:$TEMPORAL_PORT, Web UI $LENSFLOW_WEB_UI_URL, S3 $LENSFLOW_S3_ENDPOINT (bucket $BUCKET), workers on task queues lensflow and lensflow-spark"
   say "env for other tools: .lensflow/local.env"
 }
 
-down() { stop worker; stop versitygw; stop temporal; }
+# The warm Spark engine: its JVM starts once here, and every local Spark job runs in it.
+start_spark_worker() {
+  stop spark-worker >/dev/null 2>&1 || true
+  mv -f "$LOGS/spark-worker.log" "$LOGS/spark-worker.log.1" 2>/dev/null || true
+  PYTHONPATH=$ROOT/spark SPARK_LOCAL_IP=127.0.0.1 PYSPARK_PYTHON=$LENSFLOW_VENV/bin/python LENSFLOW_STATE_DIR=$STATE \
+    start spark-worker -- "$LENSFLOW_VENV/bin/python" -m lensflow_spark.worker
+}
+
+down() { stop spark-worker; stop worker; stop versitygw; stop temporal; }
 
 status() {
-  for s in temporal versitygw worker; do
+  for s in temporal versitygw worker spark-worker; do
     if alive "$s"; then say "$s running (pid $(cat "$RUN/$s.pid"))"; else say "$s stopped"; fi
   done
 }
 
+# `spark-worker`: (re)start the warm Spark engine alone (the tests kill it to check recovery).
 case "${1:-}" in
   up) up ;; down) down ;; status) status ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  spark-worker) write_env; set -a; . "$STATE/local.env"; set +a; start_spark_worker
+    wait_for spark-worker 180 grep -q "spark worker ready" "$LOGS/spark-worker.log" ;;
+  *) echo "usage: $0 up|down|status|spark-worker" >&2; exit 2 ;;
 esac

@@ -61,12 +61,7 @@ function runner(opts: EmrRunnerOptions = {}) {
 
 function cleanStep(runId: string, raw = rawUri): { step: SparkStep; resultUri: string } {
   const resultUri = `s3://${bucket}/${prefix}/runs/${runId}/results/clean.json`;
-  const step = buildSparkStep('clean', runId, pkg, [
-    '--dataset', 'ml-latest-small',
-    '--raw', raw,
-    '--output', `s3://${bucket}/${prefix}/runs/${runId}/processed`,
-    '--result', resultUri,
-  ]);
+  const step = buildSparkStep('clean', runId, pkg, { dataset: 'ml-latest-small', raw, output: `s3://${bucket}/${prefix}/runs/${runId}/processed` }, resultUri);
   return { step, resultUri };
 }
 

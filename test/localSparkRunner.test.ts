@@ -6,13 +6,11 @@ import { buildSparkStep } from '../src/activities/sparkSteps';
 import { fromLocalUris, runLocalStep, toLocalCommand } from '../src/activities/localSparkRunner';
 import { loadSettings } from '../src/settings';
 
-const step = buildSparkStep('clean', 'ml-100k-20261124-abc', { codeUri: 's3://b/p/code/0123/' }, [
-  '--raw', 's3://b/p/raw/ml-100k/',
-  '--result', 's3://b/p/runs/x/results/clean.json',
-]);
-const withJson = buildSparkStep('als_point', 'r-1', { codeUri: 's3://b/c/' }, ['--folds', '[{"train":"s3://b/f/0/train","test":"s3://b/f/0/test"}]']);
+const cleanInput = { dataset: 'ml-100k', raw: 's3://b/p/raw/ml-100k/', output: 's3://b/p/runs/x/processed/' };
+const step = buildSparkStep('clean', 'ml-100k-20261124-abc', { codeUri: 's3://b/p/code/0123/' }, cleanInput, 's3://b/p/runs/x/results/clean.json');
+const withJson = buildSparkStep('als_point', 'r-1', { codeUri: 's3://b/c/' }, { folds: [{ train: 's3://b/f/0/train', test: 's3://b/f/0/test' }] }, 's3://b/r.json');
 
-test('a step is what EMR AddJobFlowSteps takes: command-runner.jar running spark-submit in cluster mode', () => {
+test('a step is what EMR AddJobFlowSteps takes: command-runner.jar running spark-submit in cluster mode, the input document as --input', () => {
   expect(step).toEqual({
     name: 'lensflow clean ml-100k-20261124-abc',
     actionOnFailure: 'CONTINUE',
@@ -21,7 +19,7 @@ test('a step is what EMR AddJobFlowSteps takes: command-runner.jar running spark
       args: [
         'spark-submit', '--deploy-mode', 'cluster', '--name', 'lensflow-clean-ml-100k-20261124-abc',
         '--py-files', 's3://b/p/code/0123/lensflow_spark.zip', 's3://b/p/code/0123/jobs/clean.py',
-        '--raw', 's3://b/p/raw/ml-100k/', '--result', 's3://b/p/runs/x/results/clean.json',
+        '--input', JSON.stringify(cleanInput), '--result', 's3://b/p/runs/x/results/clean.json',
       ],
     },
   });
@@ -39,7 +37,8 @@ test('the local runner runs the same arguments on local Spark with s3a', () => {
   expect(args.slice(-9)).toEqual([
     '--name', 'lensflow-clean-ml-100k-20261124-abc',
     '--py-files', 's3a://b/p/code/0123/lensflow_spark.zip', 's3a://b/p/code/0123/jobs/clean.py',
-    '--raw', 's3a://b/p/raw/ml-100k/', '--result', 's3a://b/p/runs/x/results/clean.json',
+    '--input', '{"dataset":"ml-100k","raw":"s3a://b/p/raw/ml-100k/","output":"s3a://b/p/runs/x/processed/"}',
+    '--result', 's3a://b/p/runs/x/results/clean.json',
   ]);
   // Credentials reach Spark through the environment (the AWS default chain), never the command line.
   expect(args.join(' ')).not.toMatch(/access\.key|secret/i);
@@ -47,7 +46,7 @@ test('the local runner runs the same arguments on local Spark with s3a', () => {
 
 test('S3 URIs inside JSON arguments are read as s3a:// too', () => {
   const settings = loadSettings({ LENSFLOW_VENV: '/v', LENSFLOW_SPARK_JARS: '/jars' });
-  expect(toLocalCommand(withJson, settings).args.at(-1)).toBe('[{"train":"s3a://b/f/0/train","test":"s3a://b/f/0/test"}]');
+  expect(toLocalCommand(withJson, settings).args.at(-3)).toBe('{"folds":[{"train":"s3a://b/f/0/train","test":"s3a://b/f/0/test"}]}');
 });
 
 test('URIs a local job reports come back in s3:// form', () => {
@@ -65,7 +64,7 @@ test('a failing job on local Spark fails once, non-retryably, quoting the job\'s
   const prefix = `test/local-fail-${Date.now().toString(36)}`;
   const pkg = await publishJobPackage(s3, settings.spark, settings.s3.bucket, prefix);
   const missing = `s3://${settings.s3.bucket}/${prefix}/raw/nothing-here/`;
-  const failing = buildSparkStep('clean', 'local-fail', pkg, ['--dataset', 'ml-latest-small', '--raw', missing, '--output', `s3://${settings.s3.bucket}/${prefix}/out/`, '--result', `s3://${settings.s3.bucket}/${prefix}/clean.json`]);
+  const failing = buildSparkStep('clean', 'local-fail', pkg, { dataset: 'ml-latest-small', raw: missing, output: `s3://${settings.s3.bucket}/${prefix}/out/` }, `s3://${settings.s3.bucket}/${prefix}/clean.json`);
   const handles: unknown[] = [];
   const err = await runLocalStep(failing, settings, { logName: 'local-fail', heartbeat: (h) => handles.push(h), cancelled: new AbortController().signal }).then(
     () => undefined,

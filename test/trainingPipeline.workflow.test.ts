@@ -10,6 +10,7 @@ import { Context } from '@temporalio/activity';
 import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { makeRequestCancellation, type Activities } from '../src/activities';
 import type { AlsPoint } from '../src/contracts/experiment';
+import { sparkTaskQueueOf } from '../src/contracts/jobInputs';
 import type { JobName } from '../src/contracts/jobResults';
 import type { TrainingPipelineInput } from '../src/contracts/pipeline';
 import type { RegisterModelInput, RegistryDecision } from '../src/contracts/registry';
@@ -48,28 +49,28 @@ const fakeRmse = (p: AlsPoint) => 0.9 + Math.abs(p.rank - 12) / 100 + Math.abs(p
 
 /** Results a fake Spark step returns, per job, shaped like the real contracts. */
 function fakeResult(input: RunSparkStepInput): unknown {
-  const arg = (name: string) => input.jobArgs[input.jobArgs.indexOf(name) + 1]!;
+  const arg = (name: string) => input.input[name] as string;
   const job = input.job as JobName;
   switch (job) {
     case 'clean':
       return { job, dataset: 'ml-latest-small', outputs: { ratings: 's3://lensflow/wf/p/ratings', movies: 's3://lensflow/wf/p/movies' }, counts: { ratings: { raw: 10, clean: 9, quarantined: { missing_value: 1 } }, movies: { raw: 3, clean: 3, quarantined: {} } } };
     case 'split':
-      return { job, protocol: JSON.parse(arg('--protocol')), cv: [fold(0), fold(1)], evaluation: [fold(9)] };
+      return { job, protocol: input.input.protocol, cv: [fold(0), fold(1)], evaluation: [fold(9)] };
     case 'als_point': {
-      const point = JSON.parse(arg('--point')) as AlsPoint;
+      const point = input.input.point as AlsPoint;
       const rmse = fakeRmse(point);
       return { job, point, folds: [{ fold: 0, rmse, mae: rmse * 0.8, nTest: 20, nPredicted: 20 }], mean: { rmse, mae: rmse * 0.8 }, std: { rmse: 0, mae: 0 } };
     }
     case 'train_final':
-      return { job, point: JSON.parse(arg('--point')), modelUri: arg('--model'), nRatings: 9, nUsers: 3, nMovies: 3 };
+      return { job, point: input.input.point, modelUri: arg('model'), nRatings: 9, nUsers: 3, nMovies: 3 };
     case 'evaluate':
-      return { job, point: JSON.parse(arg('--point')), ranking: JSON.parse(arg('--ranking')), folds: 1, models: { als: metrics(0.88), global_mean: metrics(1.04), user_item_bias: metrics(0.9), most_popular: metrics(1.0) } };
+      return { job, point: input.input.point, ranking: input.input.ranking, folds: 1, models: { als: metrics(0.88), global_mean: metrics(1.04), user_item_bias: metrics(0.9), most_popular: metrics(1.0) } };
     case 'analysis':
-      return { job, outputs: { top_movies: `${arg('--output')}top_movies` }, summaryUri: `${arg('--output')}summary.json`, summary: { sparsity: 0.98 } };
+      return { job, outputs: { top_movies: `${arg('output')}top_movies` }, summaryUri: `${arg('output')}summary.json`, summary: { sparsity: 0.98 } };
     case 'recommend':
       return { job, n: 10, outputs: { userRecs: 'a', userRecsJson: 'b', similarMovies: 'c', similarMoviesJson: 'd' }, nUsers: 3 };
     case 'report':
-      return { job, reportUri: `${arg('--output')}report.html`, plots: {} };
+      return { job, reportUri: `${arg('output')}report.html`, plots: {} };
   }
 }
 
@@ -108,10 +109,17 @@ function fakeActivities(rec: Recorder, overrides: Partial<Activities> = {}): Par
 
 const newRecorder = (): Recorder => ({ spark: [], activityIds: [], maxConcurrent: 0, registered: [] });
 
+/** The warm engine's job activities (`<taskQueue>-spark`, one per job), served by the same fake. */
+function sparkJobActivities(activities: Partial<Activities>) {
+  const jobs = ['clean', 'split', 'als_point', 'train_final', 'evaluate', 'analysis', 'recommend', 'report'] as const;
+  return Object.fromEntries(jobs.map((job) => [job, (req: Omit<RunSparkStepInput, 'job'>) => activities.runSparkStep!({ ...req, job } as never)]));
+}
+
 async function withWorker<T>(activities: Partial<Activities>, fn: (taskQueue: string) => Promise<T>): Promise<T> {
   const taskQueue = `test-pipeline-${randomBytes(4).toString('hex')}`;
   const worker = await Worker.create({ connection: nativeConnection, taskQueue, workflowBundle, activities });
-  return worker.runUntil(fn(taskQueue));
+  const sparkWorker = await Worker.create({ connection: nativeConnection, taskQueue: sparkTaskQueueOf(taskQueue), activities: sparkJobActivities(activities) });
+  return sparkWorker.runUntil(() => worker.runUntil(fn(taskQueue)));
 }
 
 const input = (over: Partial<TrainingPipelineInput> = {}): TrainingPipelineInput => ({
@@ -147,7 +155,7 @@ test('runs every stage in order, fans the grid out two at a time, and picks the 
     'grid-005-rank16-reg0.1-iter10',
   ]);
   // Every grid point reads the same folds, written once by `split`.
-  const foldArgs = new Set(rec.spark.filter((s) => s.job === 'als_point').map((s) => s.jobArgs[s.jobArgs.indexOf('--folds') + 1]));
+  const foldArgs = new Set(rec.spark.filter((s) => s.job === 'als_point').map((s) => JSON.stringify(s.input.folds)));
   expect(foldArgs.size).toBe(1);
 
   expect(result.best.point).toMatchObject({ rank: 12, regParam: 0.1 });

@@ -1,6 +1,6 @@
 """spark-submit entry point of the `evaluate` job (the package ships alongside as --py-files)."""
 
-from lensflow_spark.jobs.evaluate import main
+from lensflow_spark.jobs.runtime import main
 
 if __name__ == "__main__":
-    main()
+    main("evaluate")

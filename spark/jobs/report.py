@@ -1,6 +1,6 @@
 """spark-submit entry point of the `report` job (the package ships alongside as --py-files)."""
 
-from lensflow_spark.jobs.report import main
+from lensflow_spark.jobs.runtime import main
 
 if __name__ == "__main__":
-    main()
+    main("report")

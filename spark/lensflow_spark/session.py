@@ -1,4 +1,5 @@
-"""SparkSession construction for tests, notebooks and local tools (jobs get theirs from spark-submit)."""
+"""SparkSession construction for the warm local engine, tests, notebooks and local tools (jobs on
+EMR get theirs from spark-submit)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,18 @@ import os
 from pyspark.sql import SparkSession
 
 
-def local_session(app_name: str = "lensflow-local", cores: int = 2) -> SparkSession:
-    """A local SparkSession bound to 127.0.0.1.
+def local_session(
+    app_name: str = "lensflow-local",
+    cores: int = 2,
+    *,
+    fair: bool = False,
+    driver_memory: str | None = None,
+    extra: dict[str, str] | None = None,
+) -> SparkSession:
+    """A local SparkSession bound to 127.0.0.1, with shuffles sized to `cores`.
+
+    `fair`: jobs submitted from different threads share the cores through FAIR scheduler pools
+    (the warm engine runs concurrent activities in one session). `extra`: further settings.
 
     With `LENSFLOW_SPARK_JARS` set the s3a jars go on the classpath, and with
     `LENSFLOW_S3_ENDPOINT` set `s3a://` talks to that server with the credentials from the
@@ -24,6 +35,12 @@ def local_session(app_name: str = "lensflow-local", cores: int = 2) -> SparkSess
         .config("spark.default.parallelism", str(cores * 2))
         .config("spark.sql.session.timeZone", "UTC")
     )
+    if fair:
+        builder = builder.config("spark.scheduler.mode", "FAIR")
+    if driver_memory:
+        builder = builder.config("spark.driver.memory", driver_memory)
+    for key, value in (extra or {}).items():
+        builder = builder.config(key, value)
     jars = os.environ.get("LENSFLOW_SPARK_JARS")
     if jars:
         builder = builder.config("spark.driver.extraClassPath", os.path.join(jars, "*"))

@@ -29,6 +29,12 @@ def write_json(spark: SparkSession, uri: str, doc: Any) -> None:
     write_bytes(spark, uri, json.dumps(doc, indent=2, sort_keys=True, allow_nan=False).encode("utf-8"))
 
 
+def exists(spark: SparkSession, uri: str) -> bool:
+    """Whether a file or folder exists at `uri`."""
+    fs, path = _fs_path(spark, uri)
+    return bool(fs.exists(path))
+
+
 def list_files(spark: SparkSession, folder_uri: str, suffix: str = "") -> list[str]:
     """URIs of the files directly in a folder whose names end with `suffix`, sorted; [] if none."""
     fs, path = _fs_path(spark, folder_uri.rstrip("/") + "/")

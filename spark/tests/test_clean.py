@@ -9,17 +9,15 @@ import pytest
 from pyspark.sql import functions as F
 
 from lensflow_spark.contracts import ContractError, validate_result
-from lensflow_spark.jobs import clean as clean_job
+from lensflow_spark.jobs import runtime
 from lensflow_spark.readers import read_dataset
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def run_clean(spark, dataset: str, raw: str, out: str) -> dict:
-    args = clean_job.parse_args(
-        ["--dataset", dataset, "--raw", raw, "--output", f"{out}/processed", "--result", f"{out}/clean.json"]
-    )
-    return clean_job.run(spark, args)
+    job_input = {"dataset": dataset, "raw": raw, "output": f"{out}/processed"}
+    return runtime.execute(spark, "clean", job_input, f"{out}/clean.json")
 
 
 def test_clean_quarantines_missing_and_unparseable_rows(spark, tmp_path):

@@ -1,4 +1,5 @@
-"""Every job entry point, chained as the workflow chains them, on a small generated dataset.
+"""Every job, run through `runtime.execute` and chained as the workflow chains them, on a small
+generated dataset.
 
 Each job writes its result JSON, validated against the contract the TypeScript side generates;
 these tests check the documents and the files the jobs leave behind.
@@ -12,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from lensflow_spark.jobs import als_point, analysis, evaluate, recommend, report, split, train_final
-from lensflow_spark.jobs import clean as clean_job
+from lensflow_spark.contracts import ContractError
+from lensflow_spark.jobs import runtime
 
 POINT = {"rank": 3, "regParam": 0.1, "maxIter": 5, "alpha": 1.0, "implicitPrefs": False}
 GENRES = ["Action", "Comedy", "Drama", "Horror", "Romance"]
@@ -53,69 +54,59 @@ def chain(spark, run_dir):
     r = str(run_dir)
     results = {}
 
-    def job(module, name, argv):
-        result_uri = f"{r}/results/{name}.json"
-        args = module.build_parser().parse_args([*argv, "--result", result_uri])
-        results[name] = module.run(spark, args)
-        assert json.loads(Path(result_uri).read_text()) == results[name]
+    def job(name: str, result_name: str, job_input: dict) -> None:
+        result_uri = f"{r}/results/{result_name}.json"
+        results[result_name] = runtime.execute(spark, name, job_input, result_uri)
+        assert json.loads(Path(result_uri).read_text()) == results[result_name]
 
-    def clean_run():
-        args = clean_job.parse_args(
-            ["--dataset", "ml-latest-small", "--raw", str(raw), "--output", f"{r}/processed",
-             "--result", f"{r}/results/clean.json"]
-        )  # fmt: skip
-        results["clean"] = clean_job.run(spark, args)
-
-    clean_run()
+    job("clean", "clean", {"dataset": "ml-latest-small", "raw": str(raw), "output": f"{r}/processed"})
     ratings, movies = results["clean"]["outputs"]["ratings"], results["clean"]["outputs"]["movies"]
     protocol = {"kind": "random", "testFraction": 0.25, "cvFolds": 2, "seed": 5}
-    job(
-        split,
-        "split",
-        [
-            "--ratings",
-            ratings,
-            "--raw",
-            str(raw),
-            "--protocol",
-            json.dumps(protocol),
-            "--output",
-            f"{r}/folds",
-        ],
-    )
+    job("split", "split", {"ratings": ratings, "raw": str(raw), "protocol": protocol, "output": f"{r}/folds"})
     folds = results["split"]
-    model_opts = ["--seed", "1", "--checkpoint", f"{r}/checkpoints"]
+    model_opts = {"seed": 1, "checkpoint": f"{r}/checkpoints"}
+    job("als_point", "grid/000", {"folds": folds["cv"], "point": POINT, **model_opts})
     job(
-        als_point, "grid/000", ["--folds", json.dumps(folds["cv"]), "--point", json.dumps(POINT), *model_opts]
-    )
-    job(
-        train_final,
         "train_final",
-        ["--ratings", ratings, "--point", json.dumps(POINT), "--model", f"{r}/model", *model_opts],
+        "train_final",
+        {"ratings": ratings, "point": POINT, "model": f"{r}/model", **model_opts},
     )
     ranking = {"k": 5, "relevanceThreshold": 4.0}
     job(
-        evaluate, "evaluate",
-        ["--folds", json.dumps(folds["evaluation"]), "--movies", movies, "--point", json.dumps(POINT),
-         "--ranking", json.dumps(ranking), *model_opts],
+        "evaluate", "evaluate",
+        {"folds": folds["evaluation"], "movies": movies, "point": POINT, "ranking": ranking, **model_opts},
     )  # fmt: skip
     job(
-        analysis,
-        "analysis",
-        ["--ratings", ratings, "--movies", movies, "--output", f"{r}/analysis", "--min-ratings", "3"],
-    )
-    job(
-        recommend, "recommend",
-        ["--model", f"{r}/model", "--ratings", ratings, "--movies", movies, "--n", "5",
-         "--output", f"{r}/recommendations"],
+        "analysis", "analysis",
+        {"ratings": ratings, "movies": movies, "output": f"{r}/analysis", "minRatings": 3},
     )  # fmt: skip
     job(
-        report, "report",
-        ["--dataset", "ml-latest-small", "--clean", f"{r}/results/clean.json", "--analysis",
-         f"{r}/analysis/summary.json", "--grid", f"{r}/results/grid", "--evaluation",
-         f"{r}/results/evaluate.json", "--output", f"{r}/report"],
+        "recommend", "recommend",
+        {"model": f"{r}/model", "ratings": ratings, "movies": movies, "n": 5,
+         "output": f"{r}/recommendations"},
+    )  # fmt: skip
+    job(
+        "report", "report",
+        {"dataset": "ml-latest-small", "clean": f"{r}/results/clean.json",
+         "analysis": f"{r}/analysis/summary.json", "grid": f"{r}/results/grid",
+         "evaluation": f"{r}/results/evaluate.json", "output": f"{r}/report"},
     )  # fmt: skip
     return {"results": results, "n_ratings": n_ratings, "dir": run_dir}
+
+
+def test_a_job_input_that_breaks_its_contract_is_refused_before_the_job_runs(spark, run_dir):
+    """The input is checked against the generated schema: the error names the field, nothing is written."""
+    result_uri = str(run_dir / "results" / "never.json")
+    with pytest.raises(ContractError, match=r"point/rank"):
+        runtime.execute(
+            spark,
+            "als_point",
+            {"folds": [], "point": {**POINT, "rank": "8"}, "seed": 1, "checkpoint": "x"},
+            result_uri,
+        )
+    with pytest.raises(ValueError, match="unknown job 'cleanup'"):
+        runtime.execute(spark, "cleanup", {}, result_uri)
+    assert not Path(result_uri).exists()
 
 
 def test_split_writes_disjoint_folds_that_cover_the_ratings(chain):

@@ -6,8 +6,11 @@ export interface JobPackage {
   codeUri: string;
 }
 
-/** Describes one job run as the EMR step that would run it in cluster mode. */
-export function buildSparkStep(job: JobName, runId: string, pkg: JobPackage, jobArgs: readonly string[]): SparkStep {
+/**
+ * Describes one job run as the EMR step that would run it in cluster mode. The one place where a
+ * job's input document becomes argv: `jobs/<job>.py --input '<json>' --result <uri>`.
+ */
+export function buildSparkStep(job: JobName, runId: string, pkg: JobPackage, input: unknown, resultUri: string): SparkStep {
   return {
     name: `lensflow ${job} ${runId}`,
     actionOnFailure: 'CONTINUE',
@@ -19,7 +22,8 @@ export function buildSparkStep(job: JobName, runId: string, pkg: JobPackage, job
         '--name', `lensflow-${job}-${runId}`,
         '--py-files', `${pkg.codeUri}lensflow_spark.zip`,
         `${pkg.codeUri}jobs/${job}.py`,
-        ...jobArgs,
+        '--input', JSON.stringify(input),
+        '--result', resultUri,
       ],
     },
   };

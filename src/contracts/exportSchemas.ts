@@ -1,10 +1,11 @@
 /**
- * Writes the job result contracts as JSON Schema files for the Python side.
+ * Writes the job input and result contracts as JSON Schema files for the Python side.
  * Run with `npm run contracts`; a jest test fails when the committed files are stale.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { JobInputs } from './jobInputs';
 import { JobResults } from './jobResults';
 
 export const SCHEMA_DIR = join(__dirname, '..', '..', 'spark', 'lensflow_spark', 'contracts');
@@ -12,9 +13,9 @@ export const SCHEMA_DIR = join(__dirname, '..', '..', 'spark', 'lensflow_spark',
 /** The JSON Schema text for each job, keyed by file name. */
 export function renderSchemas(): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [job, schema] of Object.entries(JobResults)) {
-    out[`${job}-result.schema.json`] = JSON.stringify(z.toJSONSchema(schema, { target: 'draft-2020-12' }), null, 2) + '\n';
-  }
+  const render = (schema: z.ZodType) => JSON.stringify(z.toJSONSchema(schema, { target: 'draft-2020-12' }), null, 2) + '\n';
+  for (const [job, schema] of Object.entries(JobResults)) out[`${job}-result.schema.json`] = render(schema);
+  for (const [job, schema] of Object.entries(JobInputs)) out[`${job}-input.schema.json`] = render(schema);
   return out;
 }
 

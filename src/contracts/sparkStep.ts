@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { JobName } from './jobResults';
 import { RunnerSpec } from './runner';
-import { BucketName, KeyPrefix, S3Uri } from './s3';
+import { JobRequest, type JobRun } from './jobInputs';
 
 /**
  * One Spark step, shaped as EMR's AddJobFlowSteps takes it: `command-runner.jar` with the
@@ -17,25 +17,14 @@ export const SparkStep = z.object({
 });
 export type SparkStep = z.infer<typeof SparkStep>;
 
-export const RunSparkStepInput = z.object({
-  runId: z.string().min(1),
+/** A job run on a Spark step runner (EMR, or spark-submit on this machine): the request and where it runs. */
+export const RunSparkStepInput = JobRequest.extend({
   job: JobName,
-  /** Bucket and prefix where the job package is published (`<prefix>/code/<hash>/`). */
-  bucket: BucketName,
-  prefix: KeyPrefix,
-  /** The job's own arguments, with `s3://` URIs. */
-  jobArgs: z.array(z.string()),
-  /** Where the job writes its result JSON; an existing valid result means the step already ran. */
-  resultUri: S3Uri,
   /** Where the step runs; an EMR runner here always names its cluster id. */
   runner: RunnerSpec.default({ kind: 'local' }),
 });
 export type RunSparkStepInput = z.input<typeof RunSparkStepInput>;
 
-export interface RunSparkStepResult<R> {
+export interface RunSparkStepResult<R> extends JobRun<R> {
   step: SparkStep;
-  result: R;
-  /** True when a valid result was already in S3 and the step was not run again. */
-  reused: boolean;
-  durationSeconds: number;
 }

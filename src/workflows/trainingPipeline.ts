@@ -21,6 +21,7 @@ import {
 import { z } from 'zod';
 import type { Activities } from '../activities';
 import type { AlsPoint } from '../contracts/experiment';
+import { JobInputs, sparkTaskQueueOf, type JobInputOf, type JobRequest, type JobRun } from '../contracts/jobInputs';
 import type { JobName, JobResultOf } from '../contracts/jobResults';
 import {
   TrainingPipelineInput,
@@ -45,12 +46,19 @@ const stagingActivities = proxyActivities<Activities>({
   retry: { initialInterval: '2s', maximumAttempts: 5 },
 });
 
-// Spark steps heartbeat every few seconds with the handle of the running step: a lost worker is
-// noticed within the heartbeat timeout, and the retry resumes that step (or finds its result in S3
-// and does not run it again). The workflow waits for a cancelled step to be really stopped.
+/**
+ * The warm local Spark engine (`lensflow_spark.worker`, a Python worker on `<taskQueue>-spark`):
+ * one activity per job, named after the job.
+ */
+type SparkJobActivities = { [J in JobName]: (request: JobRequest<J>) => Promise<JobRun<JobResultOf<J>>> };
+
+// Spark jobs heartbeat every 2 s (the warm engine with Spark's progress, a step runner with the
+// handle of the running step): a lost worker is noticed within the heartbeat timeout, and the
+// retry runs the job again (or resumes the step, or finds its result in S3 and does not run it
+// again). The workflow waits for a cancelled job to be really stopped.
 const sparkOptions: ActivityOptions = {
   startToCloseTimeout: '6 hours',
-  heartbeatTimeout: '30s',
+  heartbeatTimeout: '15s',
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry: { initialInterval: '5s', backoffCoefficient: 2, maximumAttempts: 4 },
 };
@@ -139,16 +147,22 @@ async function runStages(
     return out;
   }
 
-  /** Runs one Spark job as one activity, with a readable deterministic activity id. */
-  async function spark<J extends JobName>(job: J, activityId: string, jobArgs: string[], resultUri: string): Promise<{ result: JobResultOf<J>; reused: boolean }> {
-    const { runSparkStep } = proxyActivities<Activities>({ ...sparkOptions, activityId });
-    const out = await limit(() =>
-      runSparkStep<J>({ runId, job, bucket: config.bucket, prefix: config.prefix, jobArgs, resultUri, runner }),
-    );
-    return { result: out.result, reused: out.reused };
+  /**
+   * Runs one Spark job as one activity, with a readable deterministic activity id: on the warm
+   * local engine, or as a step on EMR. Its result goes to `results/<resultName>.json` of the run.
+   */
+  async function spark<J extends JobName>(job: J, activityId: string, input: JobInputOf<J>, resultName: string = job): Promise<JobRun<JobResultOf<J>>> {
+    const request: JobRequest<J> = { runId, bucket: config.bucket, prefix: config.prefix, resultName, input: JobInputs[job].parse(input) as JobInputOf<J> };
+    return limit(() => {
+      if (runner.kind === 'local') {
+        const jobs = proxyActivities<SparkJobActivities>({ ...sparkOptions, activityId, taskQueue: sparkTaskQueueOf(workflowInfo().taskQueue) });
+        return (jobs[job] as SparkJobActivities[J])(request);
+      }
+      const { runSparkStep } = proxyActivities<Activities>({ ...sparkOptions, activityId });
+      return runSparkStep<J>({ ...request, job, runner });
+    });
   }
-  const json = (v: unknown) => JSON.stringify(v);
-  const common = (name: string) => ['--seed', String(config.seed), '--checkpoint', layout.checkpointUri(name)];
+  const model = (name: string) => ({ seed: config.seed, checkpoint: layout.checkpointUri(name) });
 
   const staged = await timed(
     'stage',
@@ -158,7 +172,7 @@ async function runStages(
 
   const clean = await timed(
     'clean',
-    () => spark('clean', 'clean', ['--dataset', config.dataset, '--raw', staged.rawUri, '--output', layout.processedUri, '--result', layout.resultUri('clean')], layout.resultUri('clean')),
+    () => spark('clean', 'clean', { dataset: config.dataset, raw: staged.rawUri, output: layout.processedUri }),
     (r) => r.reused,
   );
   const ratingsUri = clean.result.outputs.ratings;
@@ -166,7 +180,7 @@ async function runStages(
 
   const split = await timed(
     'split',
-    () => spark('split', 'split', ['--ratings', ratingsUri, '--raw', staged.rawUri, '--protocol', json(config.split), '--output', layout.foldsUri, '--result', layout.resultUri('split')], layout.resultUri('split')),
+    () => spark('split', 'split', { ratings: ratingsUri, raw: staged.rawUri, protocol: config.split, output: layout.foldsUri }),
     (r) => r.reused,
   );
 
@@ -180,13 +194,7 @@ async function runStages(
       points.map(async (point: AlsPoint, index: number) => {
         // Named after the point, so a result is only ever reused for the very same point.
         const activityId = gridActivityId(index, point);
-        const resultUri = `${layout.gridResultsUri}${activityId}.json`;
-        const { result } = await spark(
-          'als_point',
-          activityId,
-          ['--folds', json(split.result.cv), '--point', json(point), ...common(`grid-${index}`), '--result', resultUri],
-          resultUri,
-        );
+        const { result } = await spark('als_point', activityId, { folds: split.result.cv, point, ...model(`grid-${index}`) }, `grid/${activityId}`);
         const row: GridRow = { index, point, rmse: result.mean.rmse, mae: result.mean.mae, rmseStd: result.std.rmse };
         progress.grid.done++;
         progress.best = bestRow(progress.best ? [progress.best, row] : [row]);
@@ -199,21 +207,28 @@ async function runStages(
   upsertMemo({ bestPoint: best.point, bestCvRmse: best.rmse });
 
   // Final model, evaluation against the baselines, and analysis are independent of each other.
-  const point = json(best.point);
+  const point = best.point;
   const [final, evaluation, analysis] = await timed('train-evaluate-analyse', () =>
     Promise.all([
-      spark('train_final', 'train-final', ['--ratings', ratingsUri, '--point', point, ...common('final'), '--model', layout.modelUri, '--result', layout.resultUri('train_final')], layout.resultUri('train_final')),
-      spark('evaluate', 'evaluate', ['--folds', json(split.result.evaluation), '--movies', moviesUri, '--point', point, '--ranking', json(config.ranking), ...common('evaluate'), '--result', layout.resultUri('evaluate')], layout.resultUri('evaluate')),
-      spark('analysis', 'analysis', ['--ratings', ratingsUri, '--movies', moviesUri, '--output', layout.analysisUri, '--result', layout.resultUri('analysis')], layout.resultUri('analysis')),
+      spark('train_final', 'train-final', { ratings: ratingsUri, point, model: layout.modelUri, ...model('final') }),
+      spark('evaluate', 'evaluate', { folds: split.result.evaluation, movies: moviesUri, point, ranking: config.ranking, ...model('evaluate') }),
+      spark('analysis', 'analysis', { ratings: ratingsUri, movies: moviesUri, output: layout.analysisUri }),
     ]),
   );
 
   const recommendations = await timed('recommend', () =>
-    spark('recommend', 'recommend', ['--model', final.result.modelUri, '--ratings', ratingsUri, '--movies', moviesUri, '--n', String(config.recommendations), '--output', layout.recommendationsUri, '--result', layout.resultUri('recommend')], layout.resultUri('recommend')),
+    spark('recommend', 'recommend', { model: final.result.modelUri, ratings: ratingsUri, movies: moviesUri, n: config.recommendations, output: layout.recommendationsUri }),
   );
 
   const report = await timed('report', () =>
-    spark('report', 'report', ['--dataset', config.dataset, '--clean', layout.resultUri('clean'), '--analysis', analysis.result.summaryUri, '--grid', layout.gridResultsUri, '--evaluation', layout.resultUri('evaluate'), '--output', layout.reportUri, '--result', layout.resultUri('report')], layout.resultUri('report')),
+    spark('report', 'report', {
+      dataset: config.dataset,
+      clean: layout.resultUri('clean'),
+      analysis: analysis.result.summaryUri,
+      grid: layout.gridResultsUri,
+      evaluation: layout.resultUri('evaluate'),
+      output: layout.reportUri,
+    }),
   );
 
   const registry = config.register
@@ -224,7 +239,7 @@ async function runStages(
           challenger: {
             runId,
             dataset: config.dataset,
-            protocolKey: json({ split: config.split, ranking: config.ranking }),
+            protocolKey: JSON.stringify({ split: config.split, ranking: config.ranking }),
             dataKey: staged.contentSha256,
             point: best.point,
             metrics: evaluation.result.models.als,

@@ -1,5 +1,5 @@
-"""Job result contracts: JSON Schema files generated from the TypeScript zod schemas
-(`npm run contracts`), so both sides validate against one source of truth."""
+"""Job input and result contracts: JSON Schema files generated from the TypeScript zod schemas
+(`make contracts`), so both sides validate against one source of truth."""
 
 from __future__ import annotations
 
@@ -12,19 +12,28 @@ from jsonschema import Draft202012Validator
 
 
 class ContractError(ValueError):
-    """A result document that does not match its job's contract."""
+    """A job input or result document that does not match its job's contract."""
 
 
 @cache
-def _validator(job: str) -> Draft202012Validator:
-    text = resources.files(__name__).joinpath(f"{job}-result.schema.json").read_text("utf-8")
+def _validator(name: str) -> Draft202012Validator:
+    text = resources.files(__name__).joinpath(f"{name}.schema.json").read_text("utf-8")
     return Draft202012Validator(json.loads(text))
+
+
+def _validate(job: str, kind: str, doc: dict[str, Any]) -> dict[str, Any]:
+    errors = sorted(_validator(f"{job}-{kind}").iter_errors(doc), key=lambda e: list(e.path))
+    if errors:
+        lines = [f"  {'/'.join(map(str, e.path)) or '(root)'}: {e.message}" for e in errors]
+        raise ContractError(f"{job} {kind} breaks its contract:\n" + "\n".join(lines))
+    return doc
+
+
+def validate_input(job: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """Returns `doc` if it matches the job's input schema; raises ContractError listing every problem."""
+    return _validate(job, "input", doc)
 
 
 def validate_result(job: str, doc: dict[str, Any]) -> dict[str, Any]:
     """Returns `doc` if it matches the job's result schema; raises ContractError listing every problem."""
-    errors = sorted(_validator(job).iter_errors(doc), key=lambda e: list(e.path))
-    if errors:
-        lines = [f"  {'/'.join(map(str, e.path)) or '(root)'}: {e.message}" for e in errors]
-        raise ContractError(f"{job} result breaks its contract:\n" + "\n".join(lines))
-    return doc
+    return _validate(job, "result", doc)

@@ -5,7 +5,6 @@ This is the unit the workflow's grid search fans out; every point reads the same
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 from pyspark.sql import SparkSession
@@ -14,22 +13,12 @@ from ..als import evaluate_grid_point
 from . import runtime
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = runtime.parser("als_point", __doc__)
-    p.add_argument(
-        "--folds", required=True, type=runtime.json_arg, help="the split result's `cv` folds (JSON)"
-    )
-    p.add_argument("--point", required=True, type=runtime.json_arg, help="AlsPoint JSON")
-    runtime.add_model_options(p)
-    return p
-
-
-def run(spark: SparkSession, args: argparse.Namespace) -> dict[str, Any]:
-    config = runtime.als_config(args.point)
+def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
+    config = runtime.als_config(job_input["point"])
     scores = evaluate_grid_point(
-        spark, runtime.read_fold_list(spark, args.folds), config, runtime.als_runtime(args)
+        spark, runtime.read_fold_list(spark, job_input["folds"]), config, runtime.als_runtime(job_input)
     )
-    doc = {
+    return {
         "job": "als_point",
         "point": runtime.als_point(config),
         "folds": [
@@ -45,8 +34,3 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict[str, Any]:
         "mean": scores["mean"],
         "std": scores["std"],
     }
-    return runtime.publish(spark, "als_point", args.result, doc)
-
-
-def main(argv: list[str] | None = None) -> None:
-    runtime.run_job("als_point", build_parser, run, argv)

@@ -1,15 +1,14 @@
 """Job `clean`: raw MovieLens files -> canonical Parquet tables, quarantine and a result JSON.
 
-Outputs under `--output` (Parquet): `ratings/` (canonical ratings plus `rating_year`), `movies/`
+Outputs under `output` (Parquet): `ratings/` (canonical ratings plus `rating_year`), `movies/`
 (canonical movies with `year` and `genres`), `quarantine/ratings/` and `quarantine/movies/` (the
 dropped rows, with `corrupt_record` and `reason`; see `lensflow_spark.clean` for the reasons and their
-order). The result JSON at `--result` is written last, after every table is committed; its counts
+order). The result JSON is written last (by `runtime.execute`), after every table is committed; its counts
 reconcile: raw = clean + Σ quarantined, per table.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 from typing import Any
 
@@ -17,21 +16,10 @@ from pyspark.sql import DataFrame, SparkSession
 
 from .. import columns as C
 from ..clean import Cleaned, split_triaged, triage_movies, triage_ratings
-from ..contracts import validate_result
 from ..features import with_rating_year
 from ..readers import dataset_spec
-from ..storage import write_json
 
 log = logging.getLogger("lensflow.clean")
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="clean", description=__doc__)
-    p.add_argument("--dataset", required=True, help="MovieLens release, e.g. ml-latest-small")
-    p.add_argument("--raw", required=True, help="folder URI of the staged raw files")
-    p.add_argument("--output", required=True, help="folder URI for the processed tables")
-    p.add_argument("--result", required=True, help="URI of the result JSON")
-    return p.parse_args(argv)
 
 
 def _write(cleaned: Cleaned, out: str, quarantine_out: str) -> None:
@@ -50,16 +38,17 @@ def _counts(raw: DataFrame, triaged: DataFrame) -> dict[str, Any]:
     return counts
 
 
-def run(spark: SparkSession, args: argparse.Namespace) -> dict[str, Any]:
-    """Cleans one staged release and returns the validated result document (already written).
+def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
+    """Cleans one staged release and returns the result document.
 
     Movies are cleaned first: ratings of movies that are not among the clean movies are quarantined
     as `unknown_movie`. Each triaged table is cached while both of its halves are written and
     counted, and released afterwards.
     """
-    spec = dataset_spec(args.dataset)
-    raw = spec.read(spark, args.raw)
-    out = args.output.rstrip("/")
+    dataset = job_input["dataset"]
+    spec = dataset_spec(dataset)
+    raw = spec.read(spark, job_input["raw"])
+    out = job_input["output"].rstrip("/")
     outputs = {"ratings": f"{out}/ratings", "movies": f"{out}/movies"}
     movies_triaged = triage_movies(raw.movies).cache()
     ratings_triaged: DataFrame | None = None
@@ -78,19 +67,5 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict[str, Any]:
         movies_triaged.unpersist()
         if ratings_triaged is not None:
             ratings_triaged.unpersist()
-    result = validate_result(
-        "clean", {"job": "clean", "dataset": args.dataset, "outputs": outputs, "counts": counts}
-    )
-    write_json(spark, args.result, result)
-    log.info("clean %s: %s", args.dataset, counts)
-    return result
-
-
-def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = parse_args(argv)
-    spark = SparkSession.builder.appName(f"lensflow-clean-{args.dataset}").getOrCreate()
-    try:
-        run(spark, args)
-    finally:
-        spark.stop()
+    log.info("clean %s: %s", dataset, counts)
+    return {"job": "clean", "dataset": dataset, "outputs": outputs, "counts": counts}

@@ -7,7 +7,6 @@ MAP@k and catalogue coverage. The result holds the mean over folds of each metri
 
 from __future__ import annotations
 
-import argparse
 import statistics
 from typing import Any
 
@@ -21,20 +20,6 @@ from . import runtime
 
 MODELS = ("als", "global_mean", "user_item_bias", "most_popular")
 METRICS = ("rmse", "mae", "precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "catalogue_coverage")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = runtime.parser("evaluate", __doc__)
-    p.add_argument(
-        "--folds", required=True, type=runtime.json_arg, help="the split result's `evaluation` folds"
-    )
-    p.add_argument("--movies", required=True, help="clean movies (Parquet): the catalogue for coverage")
-    p.add_argument("--point", required=True, type=runtime.json_arg, help="AlsPoint JSON")
-    p.add_argument(
-        "--ranking", required=True, type=runtime.json_arg, help='{"k": 10, "relevanceThreshold": 4}'
-    )
-    runtime.add_model_options(p)
-    return p
 
 
 def _judge(predictions: DataFrame, recs: DataFrame, test: DataFrame, catalogue: DataFrame, ranking) -> dict:
@@ -51,17 +36,18 @@ def _mean(values: list[float | None]) -> float | None:
     return statistics.fmean(present) if present else None
 
 
-def run(spark: SparkSession, args: argparse.Namespace) -> dict[str, Any]:
-    config, als_rt = runtime.als_config(args.point), runtime.als_runtime(args)
-    catalogue = spark.read.parquet(args.movies).select(C.MOVIE_ID).cache()
-    k = args.ranking["k"]
+def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
+    config, als_rt = runtime.als_config(job_input["point"]), runtime.als_runtime(job_input)
+    ranking = job_input["ranking"]
+    catalogue = spark.read.parquet(job_input["movies"]).select(C.MOVIE_ID).cache()
+    k = ranking["k"]
     per_fold: dict[str, list[dict]] = {m: [] for m in MODELS}
-    for fold in runtime.read_fold_list(spark, args.folds):
+    for fold in runtime.read_fold_list(spark, job_input["folds"]):
         train, test = fold.train.cache(), fold.test.cache()
         users = test.select(C.USER_ID).distinct()
         als = train_final(spark, train, config, als_rt)
         als_recs = recommend_for_users(als, users, k, train, movie_popularity(train)).cache()
-        per_fold["als"].append(_judge(als.transform(test), als_recs, test, catalogue, args.ranking))
+        per_fold["als"].append(_judge(als.transform(test), als_recs, test, catalogue, ranking))
         for name, estimator in (
             ("global_mean", GlobalMean()),
             ("user_item_bias", UserItemBias()),
@@ -69,21 +55,16 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict[str, Any]:
         ):
             model = estimator.fit(train)
             recs = model.recommend_for_users(users, k, exclude=train).cache()
-            per_fold[name].append(_judge(model.transform(test), recs, test, catalogue, args.ranking))
+            per_fold[name].append(_judge(model.transform(test), recs, test, catalogue, ranking))
             recs.unpersist()
         als_recs.unpersist()
         train.unpersist()
         test.unpersist()
     models = {m: {metric: _mean([f.get(metric) for f in per_fold[m]]) for metric in METRICS} for m in MODELS}
-    doc = {
+    return {
         "job": "evaluate",
         "point": runtime.als_point(config),
-        "ranking": args.ranking,
-        "folds": len(args.folds),
+        "ranking": ranking,
+        "folds": len(job_input["folds"]),
         "models": models,
     }
-    return runtime.publish(spark, "evaluate", args.result, doc)
-
-
-def main(argv: list[str] | None = None) -> None:
-    runtime.run_job("evaluate", build_parser, run, argv)

@@ -1,6 +1,6 @@
 """Job `recommend`: top-N movies per user from the final model, and similar movies.
 
-Writes under `--output`:
+Writes under `output`:
 - `users/` Parquet (user_id, rank, movie_id, score, source, title, genres); already-rated movies never
   appear, and users the model does not know get the most popular movies (`source` popularity);
 - `json/users-<user_id div 1000>.json`: {"<user_id>": [{movieId, title, genres, score}, ...]} for lookups;
@@ -10,7 +10,6 @@ Writes under `--output`:
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -20,22 +19,9 @@ from pyspark.sql.window import Window
 from .. import columns as C
 from ..als import load_model, movie_popularity, recommend_for_users
 from ..storage import write_json
-from . import runtime
 
 USERS_PER_SHARD = 1000  # matches src/activities/recommendationsStore.ts
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = runtime.parser("recommend", __doc__)
-    p.add_argument("--model", required=True, help="saved ALS model folder")
-    p.add_argument("--ratings", required=True, help="clean ratings (Parquet)")
-    p.add_argument("--movies", required=True, help="clean movies (Parquet)")
-    p.add_argument("--n", type=int, default=10, help="recommendations per user and similar movies per movie")
-    p.add_argument(
-        "--similar-for", type=int, default=2000, help="similar movies for this many most-rated movies"
-    )
-    p.add_argument("--output", required=True, help="folder URI for the outputs")
-    return p
+SIMILAR_FOR = 2000  # similar movies for this many most-rated movies, unless the input says
 
 
 def similar_movies(item_factors: DataFrame, movie_ids: DataFrame, n: int) -> DataFrame:
@@ -85,25 +71,24 @@ def _write_user_shards(spark: SparkSession, recs: DataFrame, folder: str) -> Non
         write_json(spark, f"{folder}/users-{row['shard']}.json", doc)
 
 
-def run(spark: SparkSession, args: argparse.Namespace) -> dict[str, Any]:
-    model = load_model(args.model)
-    ratings = spark.read.parquet(args.ratings).cache()
-    movies = spark.read.parquet(args.movies).select(C.MOVIE_ID, C.TITLE, C.GENRES)
+def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
+    model = load_model(job_input["model"])
+    n, similar_for = job_input["n"], job_input.get("similarFor", SIMILAR_FOR)
+    ratings = spark.read.parquet(job_input["ratings"]).cache()
+    movies = spark.read.parquet(job_input["movies"]).select(C.MOVIE_ID, C.TITLE, C.GENRES)
     popularity = movie_popularity(ratings).cache()
-    out = args.output.rstrip("/")
+    out = job_input["output"].rstrip("/")
 
     recs = (
-        recommend_for_users(model, ratings.select(C.USER_ID), args.n, ratings, popularity)
+        recommend_for_users(model, ratings.select(C.USER_ID), n, ratings, popularity)
         .join(movies, C.MOVIE_ID, "left")
         .cache()
     )
     recs.write.mode("overwrite").parquet(f"{out}/users")
     _write_user_shards(spark, recs, f"{out}/json")
 
-    top = (
-        popularity.orderBy(F.col("popularity").desc(), C.MOVIE_ID).limit(args.similar_for).select(C.MOVIE_ID)
-    )
-    similar = similar_movies(model.itemFactors, top, args.n).join(
+    top = popularity.orderBy(F.col("popularity").desc(), C.MOVIE_ID).limit(similar_for).select(C.MOVIE_ID)
+    similar = similar_movies(model.itemFactors, top, n).join(
         movies.select(F.col(C.MOVIE_ID).alias("similar_movie_id"), F.col(C.TITLE).alias("similar_title")),
         "similar_movie_id",
         "left",
@@ -128,9 +113,9 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict[str, Any]:
     }
     write_json(spark, f"{out}/json/similar-movies.json", similar_doc)
 
-    doc = {
+    return {
         "job": "recommend",
-        "n": args.n,
+        "n": n,
         "outputs": {
             "userRecs": f"{out}/users",
             "userRecsJson": f"{out}/json/",
@@ -139,8 +124,3 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict[str, Any]:
         },
         "nUsers": recs.select(C.USER_ID).distinct().count(),
     }
-    return runtime.publish(spark, "recommend", args.result, doc)
-
-
-def main(argv: list[str] | None = None) -> None:
-    runtime.run_job("recommend", build_parser, run, argv)

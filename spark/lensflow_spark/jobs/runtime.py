@@ -1,40 +1,27 @@
-"""What every job entry point shares: logging, the SparkSession, common options, the result."""
+"""What every job shares: its input checked against the contract, the run, the result written last.
+
+A job module exposes `run(spark, input) -> result`: `input` is the job's input document (checked
+against `<job>-input.schema.json` before the job runs) and the returned result is checked against
+`<job>-result.schema.json` and written to the result URI as the job's last act. The same `execute`
+serves spark-submit (`main`, an EMR step) and the warm local worker (`lensflow_spark.worker`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from pyspark.sql import SparkSession
 
 from ..als import ALSConfig, ALSRuntime
-from ..contracts import validate_result
+from ..contracts import validate_input, validate_result
 from ..splits import Fold
 from ..storage import write_json
 
-
-def parser(job: str, description: str | None) -> argparse.ArgumentParser:
-    """An argument parser with the option every job takes: `--result`, where its result JSON goes."""
-    p = argparse.ArgumentParser(prog=job, description=description)
-    p.add_argument("--result", required=True, help="URI of the result JSON, written last")
-    return p
-
-
-def add_model_options(p: argparse.ArgumentParser) -> None:
-    """`--seed` and `--checkpoint`, for jobs that fit ALS."""
-    p.add_argument("--seed", type=int, default=42, help="seed of every random choice")
-    p.add_argument("--checkpoint", required=True, help="checkpoint folder URI (ALS lineage truncation)")
-
-
-def json_arg(text: str) -> Any:
-    """argparse `type=` for JSON-valued options."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise argparse.ArgumentTypeError(f"not JSON: {err}") from None
+JOBS = ("clean", "split", "als_point", "train_final", "evaluate", "analysis", "recommend", "report")
 
 
 def als_config(point: dict[str, Any]) -> ALSConfig:
@@ -59,9 +46,9 @@ def als_point(config: ALSConfig) -> dict[str, Any]:
     }
 
 
-def als_runtime(args: argparse.Namespace) -> ALSRuntime:
-    """Seed and checkpoint folder from `add_model_options`."""
-    return ALSRuntime(checkpoint_dir=args.checkpoint, seed=args.seed)
+def als_runtime(job_input: dict[str, Any]) -> ALSRuntime:
+    """Seed and checkpoint folder of a job that fits ALS."""
+    return ALSRuntime(checkpoint_dir=job_input["checkpoint"], seed=job_input["seed"])
 
 
 def read_fold_list(spark: SparkSession, folds: list[dict[str, Any]]) -> list[Fold]:
@@ -69,25 +56,28 @@ def read_fold_list(spark: SparkSession, folds: list[dict[str, Any]]) -> list[Fol
     return [Fold(f["fold"], spark.read.parquet(f["train"]), spark.read.parquet(f["test"])) for f in folds]
 
 
-def publish(spark: SparkSession, job: str, uri: str, doc: dict[str, Any]) -> dict[str, Any]:
-    """Validates the result against the job's contract, then writes it: the job's last act."""
-    write_json(spark, uri, validate_result(job, doc))
-    return doc
+def execute(spark: SparkSession, job: str, job_input: dict[str, Any], result_uri: str) -> dict[str, Any]:
+    """Checks the input, runs the job, checks its result and writes it to `result_uri`; returns it."""
+    if job not in JOBS:
+        raise ValueError(f"unknown job {job!r}: use one of {', '.join(JOBS)}")
+    validate_input(job, job_input)
+    module = importlib.import_module(f"{__package__}.{job}")
+    result = validate_result(job, module.run(spark, job_input))
+    write_json(spark, result_uri, result)
+    return result
 
 
-def run_job(
-    job: str,
-    build_parser: Callable[[], argparse.ArgumentParser],
-    run: Callable[[SparkSession, argparse.Namespace], dict[str, Any]],
-    argv: list[str] | None = None,
-) -> None:
-    """Parses arguments, runs the job in a SparkSession from spark-submit, and stops the session."""
+def main(job: str, argv: list[str] | None = None) -> None:
+    """spark-submit entry point: `jobs/<job>.py --input '<json>' --result <uri>` (an EMR step's argv)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+    p = argparse.ArgumentParser(prog=job, description=f"runs the lensflow Spark job {job!r}")
+    p.add_argument("--input", required=True, type=json.loads, help="the job's input document (JSON)")
+    p.add_argument("--result", required=True, help="URI of the result JSON, written last")
+    args = p.parse_args(argv)
     spark = SparkSession.builder.appName(f"lensflow-{job}").getOrCreate()
     # Spark's INFO chatter would bury the job's own error in the output tail a failure quotes.
     spark.sparkContext.setLogLevel("WARN")
     try:
-        run(spark, args)
+        execute(spark, job, args.input, args.result)
     finally:
         spark.stop()

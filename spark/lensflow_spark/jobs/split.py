@@ -1,6 +1,6 @@
 """Job `split`: writes the folds once, as Parquet, for every grid point and the evaluation to reuse.
 
-Protocols (`--protocol`, the contract's SplitProtocol):
+Protocols (`protocol`, the contract's SplitProtocol):
 - `random` / `time`: a seeded random holdout, or each user's latest ratings, is the evaluation
   fold; the grid search cross-validates on `cvFolds` seeded folds of the rest.
 - `kfold`: k seeded folds of everything, for both the grid search and the evaluation.
@@ -9,23 +9,12 @@ Protocols (`--protocol`, the contract's SplitProtocol):
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 from pyspark.sql import SparkSession
 
 from .. import schemas
 from ..splits import Fold, k_fold, official_folds, random_holdout, time_holdout, write_folds
-from . import runtime
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = runtime.parser("split", __doc__)
-    p.add_argument("--ratings", required=True, help="clean ratings (Parquet)")
-    p.add_argument("--raw", required=True, help="staged raw folder (the official folds live there)")
-    p.add_argument("--protocol", required=True, type=runtime.json_arg, help="SplitProtocol JSON")
-    p.add_argument("--output", required=True, help="folder URI for the folds")
-    return p
 
 
 def _official(spark: SparkSession, raw: str) -> list[Fold]:
@@ -35,13 +24,13 @@ def _official(spark: SparkSession, raw: str) -> list[Fold]:
     return official_folds([(read(f"u{i}.base"), read(f"u{i}.test")) for i in range(1, 6)])
 
 
-def plan(spark: SparkSession, args: argparse.Namespace) -> tuple[list[Fold], list[Fold] | None]:
+def plan(spark: SparkSession, job_input: dict[str, Any]) -> tuple[list[Fold], list[Fold] | None]:
     """The CV folds, and the evaluation folds when they differ from them."""
-    protocol: dict[str, Any] = args.protocol
+    protocol: dict[str, Any] = job_input["protocol"]
     kind = protocol["kind"]
     if kind == "official":
-        return _official(spark, args.raw), None
-    ratings = spark.read.parquet(args.ratings)
+        return _official(spark, job_input["raw"]), None
+    ratings = spark.read.parquet(job_input["ratings"])
     if kind == "kfold":
         return k_fold(ratings, protocol["k"], protocol["seed"]), None
     if kind == "random":
@@ -65,14 +54,9 @@ def _uris(spark: SparkSession, folds: list[Fold], uri: str) -> list[dict[str, An
     return out
 
 
-def run(spark: SparkSession, args: argparse.Namespace) -> dict[str, Any]:
-    cv, evaluation = plan(spark, args)
-    out = args.output.rstrip("/")
+def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
+    cv, evaluation = plan(spark, job_input)
+    out = job_input["output"].rstrip("/")
     cv_uris = _uris(spark, cv, f"{out}/cv")
     eval_uris = cv_uris if evaluation is None else _uris(spark, evaluation, f"{out}/evaluation")
-    doc = {"job": "split", "protocol": args.protocol, "cv": cv_uris, "evaluation": eval_uris}
-    return runtime.publish(spark, "split", args.result, doc)
-
-
-def main(argv: list[str] | None = None) -> None:
-    runtime.run_job("split", build_parser, run, argv)
+    return {"job": "split", "protocol": job_input["protocol"], "cv": cv_uris, "evaluation": eval_uris}

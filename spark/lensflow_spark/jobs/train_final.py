@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 from pyspark.sql import SparkSession
@@ -13,35 +12,21 @@ from ..als import save_model, train_final
 from . import runtime
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = runtime.parser("train_final", __doc__)
-    p.add_argument("--ratings", required=True, help="clean ratings (Parquet)")
-    p.add_argument("--point", required=True, type=runtime.json_arg, help="AlsPoint JSON")
-    p.add_argument("--model", required=True, help="folder URI for the saved model")
-    runtime.add_model_options(p)
-    return p
-
-
-def run(spark: SparkSession, args: argparse.Namespace) -> dict[str, Any]:
-    config = runtime.als_config(args.point)
-    ratings = spark.read.parquet(args.ratings).cache()
-    model = train_final(spark, ratings, config, runtime.als_runtime(args))
-    save_model(model, args.model)
+def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
+    config = runtime.als_config(job_input["point"])
+    ratings = spark.read.parquet(job_input["ratings"]).cache()
+    model = train_final(spark, ratings, config, runtime.als_runtime(job_input))
+    save_model(model, job_input["model"])
     counts = ratings.agg(
         F.count(F.lit(1)).alias("nRatings"),
         F.countDistinct(C.USER_ID).alias("nUsers"),
         F.countDistinct(C.MOVIE_ID).alias("nMovies"),
     ).first()
-    doc = {
+    return {
         "job": "train_final",
         "point": runtime.als_point(config),
-        "modelUri": args.model,
+        "modelUri": job_input["model"],
         "nRatings": counts["nRatings"],
         "nUsers": counts["nUsers"],
         "nMovies": counts["nMovies"],
     }
-    return runtime.publish(spark, "train_final", args.result, doc)
-
-
-def main(argv: list[str] | None = None) -> None:
-    runtime.run_job("train_final", build_parser, run, argv)

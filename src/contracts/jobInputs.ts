@@ -1,0 +1,126 @@
+/**
+ * What each Spark job takes: one input document per job, validated here by the workflow's side and
+ * in Python before the job runs (`make contracts` exports these beside the result schemas as
+ * `<job>-input.schema.json`). The result URI is not part of a job's input: the activity that runs
+ * the job derives it from the run layout (`JobRequest`).
+ */
+import { z } from 'zod';
+import { DatasetName } from './datasets';
+import { AlsPoint, RankingSettings, SplitProtocol } from './experiment';
+import { FoldUris, type JobName } from './jobResults';
+import { runLayout } from './pipeline';
+import { BucketName, KeyPrefix } from './s3';
+
+/** A storage URI as a job sees it: `s3://`, `s3a://` or a local path. */
+const StorageUri = z.string().min(1);
+
+/** Options of every job that fits ALS: the seed of every random choice and the checkpoint folder. */
+const ModelOptions = { seed: z.number().int(), checkpoint: StorageUri };
+
+export const CleanInput = z.object({ dataset: DatasetName, raw: StorageUri, output: StorageUri }).strict();
+
+export const SplitInput = z
+  .object({
+    ratings: StorageUri,
+    /** Staged raw folder: ml-100k's official folds are read from there. */
+    raw: StorageUri,
+    protocol: SplitProtocol,
+    output: StorageUri,
+  })
+  .strict();
+
+export const AlsPointJobInput = z.object({ folds: z.array(FoldUris).min(1), point: AlsPoint, ...ModelOptions }).strict();
+
+export const TrainFinalInput = z.object({ ratings: StorageUri, point: AlsPoint, model: StorageUri, ...ModelOptions }).strict();
+
+export const EvaluateInput = z
+  .object({ folds: z.array(FoldUris).min(1), movies: StorageUri, point: AlsPoint, ranking: RankingSettings, ...ModelOptions })
+  .strict();
+
+export const AnalysisInput = z
+  .object({
+    ratings: StorageUri,
+    movies: StorageUri,
+    output: StorageUri,
+    /** Absent: the analysis's own defaults (`AnalysisConfig`). */
+    minRatings: z.number().int().min(1).optional(),
+    priorWeight: z.number().min(0).optional(),
+  })
+  .strict();
+
+export const RecommendInput = z
+  .object({
+    model: StorageUri,
+    ratings: StorageUri,
+    movies: StorageUri,
+    output: StorageUri,
+    /** Recommendations per user and similar movies per movie. */
+    n: z.number().int().min(1).max(100),
+    /** Similar movies are computed for this many most-rated movies (absent: the job's default). */
+    similarFor: z.number().int().min(1).optional(),
+  })
+  .strict();
+
+export const ReportInput = z
+  .object({
+    dataset: DatasetName,
+    /** The clean job's result JSON. */
+    clean: StorageUri,
+    /** The analysis summary.json. */
+    analysis: StorageUri,
+    /** Folder of the grid points' result JSONs. */
+    grid: StorageUri,
+    /** The evaluate job's result JSON. */
+    evaluation: StorageUri,
+    output: StorageUri,
+  })
+  .strict();
+
+/** Every job's input schema, by job name; the export writes one `<job>-input.schema.json` each. */
+export const JobInputs = {
+  clean: CleanInput,
+  split: SplitInput,
+  als_point: AlsPointJobInput,
+  evaluate: EvaluateInput,
+  train_final: TrainFinalInput,
+  analysis: AnalysisInput,
+  recommend: RecommendInput,
+  report: ReportInput,
+} as const satisfies Record<JobName, z.ZodType>;
+export type JobInputOf<J extends JobName> = z.input<(typeof JobInputs)[J]>;
+
+/** A result name: `<job>` or a folder-qualified name such as `grid/grid-003-rank12-reg0.1-iter10`. */
+const ResultName = z.string().regex(/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/, 'use letters, digits, dots, dashes, underscores and /');
+
+/**
+ * One job run as the workflow asks for it, on either runner: the job's input and where the run
+ * lives. The result goes to `<runUri>results/<resultName>.json` (`resultUriOf`).
+ */
+export const JobRequest = z
+  .object({
+    runId: z.string().min(1),
+    bucket: BucketName,
+    prefix: KeyPrefix,
+    resultName: ResultName,
+    input: z.record(z.string(), z.unknown()),
+  })
+  .strict();
+export type JobRequest<J extends JobName = JobName> = Omit<z.infer<typeof JobRequest>, 'input'> & { input: JobInputOf<J> };
+
+/** What a job activity returns: the job's result, and whether it was already in S3. */
+export interface JobRun<R> {
+  result: R;
+  /** True when a valid result was already in S3 and the job was not run again. */
+  reused: boolean;
+  durationSeconds: number;
+}
+
+/** Where a job's result goes: `<runUri>results/<resultName>.json` of the run layout. */
+export function resultUriOf(req: Pick<z.infer<typeof JobRequest>, 'bucket' | 'prefix' | 'runId' | 'resultName'>): string {
+  return runLayout(req.bucket, req.prefix, req.runId).resultUri(req.resultName);
+}
+
+/** The task queue of the warm local Spark engine, next to the workflow's own (`lensflow-spark`). */
+export function sparkTaskQueueOf(taskQueue: string): string {
+  return `${taskQueue}-spark`;
+}
