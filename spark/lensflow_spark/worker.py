@@ -189,6 +189,8 @@ def engine_session(cores: int) -> SparkSession:
         cores,
         fair=True,
         driver_memory=os.environ.get("LENSFLOW_SPARK_DRIVER_MEMORY", "2g"),
+        # The console progress bar would fill the worker log; progress goes into heartbeats instead.
+        extra={"spark.ui.showConsoleProgress": "false"},
     )
     spark.sparkContext.setLogLevel("WARN")
     return spark
