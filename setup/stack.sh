@@ -129,7 +129,8 @@ status() {
 # `spark-worker`: (re)start the warm Spark engine alone (the tests kill it to check recovery).
 case "${1:-}" in
   up) up ;; down) down ;; status) status ;;
-  spark-worker) write_env; set -a; . "$STATE/local.env"; set +a; start_spark_worker
+  spark-worker) [ -f "$STATE/local.env" ] || die "the stack is not up: run \`make up\`"
+    set -a; . "$STATE/local.env"; set +a; start_spark_worker
     wait_for spark-worker 180 grep -q "spark worker ready" "$LOGS/spark-worker.log" ;;
   *) echo "usage: $0 up|down|status|spark-worker" >&2; exit 2 ;;
 esac

@@ -3,12 +3,15 @@
  * runs every step's spark-submit arguments on local Spark. The run creates a transient cluster,
  * adds each job as a step, and terminates the cluster at the end — and on cancel.
  *
- * The same input then runs on the local runner while its worker is SIGKILLed mid-grid behind a
- * throttling S3: it must complete with exactly the EMR run's outputs (the jobs are seeded).
+ * The same input then runs on the local runner behind a throttling S3 while its warm Spark engine
+ * (the Python worker) is SIGKILLed mid-grid and restarted: it must complete with exactly the EMR
+ * run's outputs (the jobs are seeded), and nothing that had finished runs again.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { TrainingPipelineResult } from '../src/contracts/pipeline';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
@@ -117,30 +120,43 @@ test('cancelling during the grid search cancels the EMR steps and terminates the
   expect(liveProcessesMatching(runId)).toEqual([]);
 });
 
-test('the same run on the local runner, its worker SIGKILLed mid-grid behind a throttling S3, completes with the same outputs', async () => {
+test('the same run on the local runner, its Spark engine SIGKILLed mid-grid behind a throttling S3, completes with the same outputs', async () => {
   expect(emrResult).toBeDefined();
   const killQueue = `e2e-kill-${randomBytes(3).toString('hex')}`;
   const proxy = await startFaultyS3Proxy(settings.s3.endpoint!, 4); // more than the AWS SDK's own 3 tries
-  const startWorker = (): ChildProcess =>
-    spawn('node', [join(__dirname, '..', 'dist', 'workers', 'main.js')], {
-      env: { ...process.env, LENSFLOW_TASK_QUEUE: killQueue, LENSFLOW_S3_ENDPOINT: proxy.endpoint },
+  const worker = spawn('node', [join(__dirname, '..', 'dist', 'workers', 'main.js')], {
+    env: { ...process.env, LENSFLOW_TASK_QUEUE: killQueue, LENSFLOW_S3_ENDPOINT: proxy.endpoint },
+    stdio: 'ignore',
+  });
+  // A warm engine of its own on `<killQueue>-spark`, in its own process group (Python and its JVM).
+  const engineState = mkdtempSync(join(tmpdir(), 'lensflow-engine-'));
+  const startEngine = (): ChildProcess =>
+    spawn(join(settings.spark.venv!, 'bin', 'python'), ['-m', 'lensflow_spark.worker'], {
+      env: { ...process.env, LENSFLOW_TASK_QUEUE: killQueue, LENSFLOW_STATE_DIR: engineState, PYTHONPATH: join(__dirname, '..', 'spark'), SPARK_LOCAL_IP: '127.0.0.1' },
       stdio: 'ignore',
+      detached: true,
     });
-  let local = startWorker();
+  const killEngine = (p: ChildProcess) => {
+    try {
+      process.kill(-p.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  };
+  let engine = startEngine();
   try {
     const runId = `kill-${randomBytes(3).toString('hex')}`;
     const workflowId = `lensflow-${runId}`;
     const handle = await client.workflow.start(trainingPipeline, { taskQueue: killQueue, workflowId, args: [{ ...input(runId), runner: { kind: 'local' } }] });
-    for (let i = 0; i < 1200; i++) {
-      const p = await handle.query(progressQuery).catch(() => undefined);
-      if (p?.stage === 'grid' && liveProcessesMatching(`lensflow-als_point-${runId}`).length > 0) break;
-      await sleep(250);
-    }
+    // Until a grid activity heartbeats Spark tasks: its Spark jobs run in the engine.
+    const gridRunning = async () =>
+      ((await handle.describe()).raw.pendingActivities ?? []).some((a) => a.activityId?.startsWith('grid-') && a.heartbeatDetails?.payloads?.[0]?.data && JSON.parse(Buffer.from(a.heartbeatDetails.payloads[0].data).toString('utf8')).tasks?.total > 0);
+    for (let i = 0; i < 2400 && !(await gridRunning()); i++) await sleep(250);
     const finishedBeforeKill = Object.keys(attempts(workflowId));
     expect(finishedBeforeKill).toEqual(expect.arrayContaining(['clean', 'split']));
-    local.kill('SIGKILL');
+    killEngine(engine);
     await sleep(1000);
-    local = startWorker();
+    engine = startEngine();
 
     const result = await handle.result();
     expect(proxy.faults()).toBe(4);
@@ -157,7 +173,8 @@ test('the same run on the local runner, its worker SIGKILLed mid-grid behind a t
     expect(result.best).toEqual(emr.best);
     expect(result.test).toEqual(emr.test);
   } finally {
-    local.kill('SIGKILL');
+    killEngine(engine);
+    worker.kill('SIGTERM');
     await proxy.close();
   }
 });
