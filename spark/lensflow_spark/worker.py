@@ -39,6 +39,7 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.worker import Worker
 
+from . import tables
 from .contracts import ContractError, validate_result
 from .jobs import runtime
 from .session import local_session
@@ -204,6 +205,7 @@ async def serve() -> None:
     checkpoints = state / "spark-checkpoints"
     shutil.rmtree(checkpoints, ignore_errors=True)  # left by a previous worker; nothing reads them
     spark = engine_session(os.cpu_count() or 2)
+    tables.enable(int(os.environ.get("LENSFLOW_SPARK_CACHED_TABLES", "16")))
     engine = Engine(spark, checkpoints)
     client = await Client.connect(
         os.environ.get("TEMPORAL_ADDRESS", "127.0.0.1:7233"),

@@ -9,6 +9,7 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
+from .. import tables
 from ..analysis import AnalysisConfig, analysis_tables, summarize
 from ..storage import write_json
 
@@ -19,8 +20,8 @@ def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
         min_ratings=job_input.get("minRatings", defaults.min_ratings),
         prior_weight=job_input.get("priorWeight", defaults.prior_weight),
     )
-    ratings = spark.read.parquet(job_input["ratings"]).cache()
-    movies = spark.read.parquet(job_input["movies"]).cache()
+    ratings = tables.read_parquet(spark, job_input["ratings"]).cache()
+    movies = tables.read_parquet(spark, job_input["movies"]).cache()
     out = job_input["output"].rstrip("/")
     outputs = {}
     for name, table in analysis_tables(ratings, movies, config).items():

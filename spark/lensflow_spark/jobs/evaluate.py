@@ -13,6 +13,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 
 from .. import columns as C
+from .. import tables
 from ..als import movie_popularity, recommend_for_users, train_final
 from ..baselines import GlobalMean, MostPopular, UserItemBias
 from ..metrics import catalogue_coverage, ranking_metrics, rating_metrics
@@ -39,7 +40,7 @@ def _mean(values: list[float | None]) -> float | None:
 def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
     config, als_rt = runtime.als_config(job_input["point"]), runtime.als_runtime(job_input)
     ranking = job_input["ranking"]
-    catalogue = spark.read.parquet(job_input["movies"]).select(C.MOVIE_ID).cache()
+    catalogue = tables.read_parquet(spark, job_input["movies"]).select(C.MOVIE_ID).cache()
     k = ranking["k"]
     per_fold: dict[str, list[dict]] = {m: [] for m in MODELS}
     for fold in runtime.read_fold_list(spark, job_input["folds"]):

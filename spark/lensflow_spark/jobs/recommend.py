@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
 from .. import columns as C
+from .. import tables
 from ..als import load_model, movie_popularity, recommend_for_users
 from ..storage import write_json
 
@@ -74,8 +75,8 @@ def _write_user_shards(spark: SparkSession, recs: DataFrame, folder: str) -> Non
 def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
     model = load_model(job_input["model"])
     n, similar_for = job_input["n"], job_input.get("similarFor", SIMILAR_FOR)
-    ratings = spark.read.parquet(job_input["ratings"]).cache()
-    movies = spark.read.parquet(job_input["movies"]).select(C.MOVIE_ID, C.TITLE, C.GENRES)
+    ratings = tables.read_parquet(spark, job_input["ratings"]).cache()
+    movies = tables.read_parquet(spark, job_input["movies"]).select(C.MOVIE_ID, C.TITLE, C.GENRES)
     popularity = movie_popularity(ratings).cache()
     out = job_input["output"].rstrip("/")
 

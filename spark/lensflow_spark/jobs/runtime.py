@@ -16,6 +16,7 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
+from .. import tables
 from ..als import ALSConfig, ALSRuntime
 from ..contracts import validate_input, validate_result
 from ..splits import Fold
@@ -53,7 +54,10 @@ def als_runtime(job_input: dict[str, Any]) -> ALSRuntime:
 
 def read_fold_list(spark: SparkSession, folds: list[dict[str, Any]]) -> list[Fold]:
     """Folds named in a split result (`FoldUris`) read back as DataFrames."""
-    return [Fold(f["fold"], spark.read.parquet(f["train"]), spark.read.parquet(f["test"])) for f in folds]
+    return [
+        Fold(f["fold"], tables.read_parquet(spark, f["train"]), tables.read_parquet(spark, f["test"]))
+        for f in folds
+    ]
 
 
 def execute(spark: SparkSession, job: str, job_input: dict[str, Any], result_uri: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from .. import schemas
+from .. import schemas, tables
 from ..splits import Fold, k_fold, official_folds, random_holdout, time_holdout, write_folds
 
 
@@ -30,7 +30,7 @@ def plan(spark: SparkSession, job_input: dict[str, Any]) -> tuple[list[Fold], li
     kind = protocol["kind"]
     if kind == "official":
         return _official(spark, job_input["raw"]), None
-    ratings = spark.read.parquet(job_input["ratings"])
+    ratings = tables.read_parquet(spark, job_input["ratings"])
     if kind == "kfold":
         return k_fold(ratings, protocol["k"], protocol["seed"]), None
     if kind == "random":

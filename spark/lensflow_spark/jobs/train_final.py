@@ -8,13 +8,14 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from .. import columns as C
+from .. import tables
 from ..als import save_model, train_final
 from . import runtime
 
 
 def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
     config = runtime.als_config(job_input["point"])
-    ratings = spark.read.parquet(job_input["ratings"]).cache()
+    ratings = tables.read_parquet(spark, job_input["ratings"]).cache()
     model = train_final(spark, ratings, config, runtime.als_runtime(job_input))
     save_model(model, job_input["model"])
     counts = ratings.agg(
