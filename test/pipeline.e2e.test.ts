@@ -1,7 +1,7 @@
 /**
  * End to end on the local stack with real Spark (the warm engine of `make up`): the whole pipeline
  * on ml-latest-small with a six-point grid at concurrency 2, and cancellation during the grid
- * search (the SIGKILLed engine is in pipeline.emr.e2e.test.ts, compared with the EMR run).
+ * search (a SIGKILLed engine: sparkEngine.test.ts, and pipeline.emr.e2e.test.ts against the EMR run).
  * Results are checked with independent tools: the `temporal` CLI, boto3 and pyarrow.
  */
 import { spawnSync } from 'node:child_process';

@@ -1,8 +1,10 @@
 /**
  * The warm local Spark engine (`lensflow_spark.worker`, started by `make up`): jobs run as
  * activities in one long-lived SparkSession. Checked on the real stack: a failing job's error, Spark
- * progress in heartbeats, and cancelling a running job while the session serves the next one.
+ * progress in heartbeats, cancelling a running job while the session serves the next one, and a
+ * SIGKILLed engine restarted mid-job.
  */
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -58,6 +60,9 @@ test('a failing job fails once, non-retryably, with the job\'s own Python error 
   expect(history.events.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt)).toEqual([1]);
 });
 
+let shared: { runId: string; folds: unknown[] } | undefined;
+const point = (rank: number, maxIter: number) => ({ rank, regParam: 0.1, maxIter, alpha: 1, implicitPrefs: false });
+
 test('cancelling a running job stops its Spark jobs within 10 s, and the same warm session serves the next job', async () => {
   if (!localData) throw new Error('needs LENSFLOW_DATA_DIR (make up with LENSFLOW_DATA_DIR set)');
   const pid = enginePid();
@@ -65,11 +70,11 @@ test('cancelling a running job stops its Spark jobs within 10 s, and the same wa
   const runUri = `s3://${bucket}/${prefix}/runs/${runId}`;
   const clean = await run<{ outputs: { ratings: string } }>('clean', request(runId, 'clean', { dataset: 'ml-latest-small', raw: `file://${localData}/ml-latest-small/`, output: `${runUri}/processed/` }));
   const split = await run<{ cv: unknown[] }>('split', request(runId, 'split', { ratings: clean.result.outputs.ratings, raw: `file://${localData}/ml-latest-small/`, protocol: { kind: 'kfold', k: 2, seed: 1 }, output: `${runUri}/folds/` }));
-  const point = (maxIter: number) => ({ rank: 30, regParam: 0.1, maxIter, alpha: 1, implicitPrefs: false });
+  shared = { runId, folds: split.result.cv };
   const model = { seed: 1, checkpoint: `${runUri}/checkpoints/x/` };
 
   // Long enough to be running when cancelled: 2 folds of 60 iterations at rank 30.
-  const long = await start('als_point', request(runId, 'grid/long', { folds: split.result.cv, point: point(60), ...model }));
+  const long = await start('als_point', request(runId, 'grid/long', { folds: split.result.cv, point: point(30, 60), ...model }));
   let progress: { tasks?: { done: number; total: number } } | undefined;
   for (let i = 0; i < 240 && !(progress?.tasks && progress.tasks.total > 0); i++) {
     await sleep(500);
@@ -88,11 +93,46 @@ test('cancelling a running job stops its Spark jobs within 10 s, and the same wa
   expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
   expect(seconds).toBeLessThan(10);
 
-  const next = await run<{ mean: { rmse: number } }>('als_point', request(runId, 'grid/next', { folds: split.result.cv, point: point(2), ...model }));
+  const next = await run<{ mean: { rmse: number } }>('als_point', request(runId, 'grid/next', { folds: split.result.cv, point: point(30, 2), ...model }));
   expect(next.reused).toBe(false);
   expect(next.result.mean.rmse).toBeGreaterThan(0);
   expect(enginePid()).toBe(pid);
   // Asked again, the job finds its result and does not run again.
-  const again = await run('als_point', request(runId, 'grid/next', { folds: split.result.cv, point: point(2), ...model }));
+  const again = await run('als_point', request(runId, 'grid/next', { folds: split.result.cv, point: point(30, 2), ...model }));
   expect(again).toMatchObject({ reused: true, result: next.result });
+});
+
+test('SIGKILL the engine mid-job and restart it: the run completes, finished jobs do not run again, the outputs equal an unfaulted run\'s', async () => {
+  expect(shared).toBeDefined();
+  const { runId, folds } = shared!;
+  const model = { seed: 3, checkpoint: `s3://${bucket}/${prefix}/runs/${runId}/checkpoints/k/` };
+  const quick = request(runId, 'grid/kill-quick', { folds, point: point(4, 2), ...model });
+  const long = request(runId, 'grid/kill-long', { folds, point: point(10, 25), ...model });
+  const handle = await client.workflow.start('sparkJobs', { taskQueue, workflowId: `engine-kill-${runId}`, args: [[['als_point', quick], ['als_point', long]], engineQueue] });
+  // Until the long job heartbeats Spark tasks: it runs in the engine.
+  for (let i = 0; i < 480; i++) {
+    const pending = (await handle.describe()).raw.pendingActivities ?? [];
+    const data = pending.find((a) => a.activityId === 'grid-kill-long')?.heartbeatDetails?.payloads?.[0]?.data;
+    if (data && JSON.parse(Buffer.from(data).toString('utf8')).tasks?.total > 0) break;
+    await sleep(500);
+  }
+  const pid = enginePid();
+  process.kill(-pid, 'SIGKILL'); // the engine's process group: Python and its JVM
+  const restarted = spawnSync('bash', [join(__dirname, '..', 'setup', 'stack.sh'), 'spark-worker'], { encoding: 'utf8' });
+  expect(restarted.status).toBe(0);
+  expect(enginePid()).not.toBe(pid);
+
+  const [first, second] = (await handle.result()) as Array<JobRun<{ mean: { rmse: number } }>>;
+  const history = JSON.parse(temporalCli(settings, ['workflow', 'show', '--workflow-id', handle.workflowId, '--output', 'json'])) as {
+    events: Array<{ eventId: string; activityTaskScheduledEventAttributes?: { activityId: string }; activityTaskStartedEventAttributes?: { scheduledEventId: string; attempt: number } }>;
+  };
+  const ids = new Map(history.events.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => [e.eventId, e.activityTaskScheduledEventAttributes!.activityId]));
+  const attempts = Object.fromEntries(history.events.filter((e) => e.activityTaskStartedEventAttributes).map((e) => [ids.get(String(e.activityTaskStartedEventAttributes!.scheduledEventId)), e.activityTaskStartedEventAttributes!.attempt]));
+  // The finished job was not run again; the one cut off by the kill ran again on the new engine.
+  expect(attempts).toEqual({ 'grid-kill-quick': 1, 'grid-kill-long': 2 });
+  expect(first!.reused).toBe(false);
+
+  // The same input, unfaulted, gives the same result (the jobs are seeded).
+  const unfaulted = await run<{ mean: { rmse: number } }>('als_point', request(runId, 'grid/kill-reference', { folds, point: point(10, 25), ...model }));
+  expect(second!.result).toEqual(unfaulted.result);
 });

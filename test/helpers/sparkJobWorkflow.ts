@@ -13,3 +13,19 @@ export async function sparkJob(job: JobName, request: JobRequest, sparkTaskQueue
   });
   return jobs[job](request);
 }
+
+/** Several jobs one after the other (a small pipeline), each its own activity with a readable id. */
+export async function sparkJobs(steps: Array<[JobName, JobRequest]>, sparkTaskQueue: string): Promise<Array<JobRun<unknown>>> {
+  const out: Array<JobRun<unknown>> = [];
+  for (const [job, request] of steps) {
+    const jobs = proxyActivities<Record<JobName, (r: JobRequest) => Promise<JobRun<unknown>>>>({
+      taskQueue: sparkTaskQueue,
+      activityId: request.resultName.replace(/\//g, '-'),
+      startToCloseTimeout: '30 minutes',
+      heartbeatTimeout: '15s',
+      retry: { maximumAttempts: 3 },
+    });
+    out.push(await jobs[job](request));
+  }
+  return out;
+}
