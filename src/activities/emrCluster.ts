@@ -10,7 +10,6 @@
 import {
   DescribeClusterCommand,
   ListClustersCommand,
-  ModifyClusterCommand,
   RunJobFlowCommand,
   TerminateJobFlowsCommand,
   type ClusterState,
@@ -207,18 +206,6 @@ export function runJobFlowInput(spec: EmrTransientSpec, runId: string, opts: Cre
       { Key: RUN_ID_TAG, Value: runId },
     ],
   };
-}
-
-/**
- * Raises an existing cluster's StepConcurrencyLevel to `level` with ModifyCluster (never lowers
- * it: others may rely on it). Returns the level in effect.
- */
-export async function ensureStepConcurrency(emr: EMRClient, clusterId: string, level: number): Promise<number> {
-  const { Cluster } = await emr.send(new DescribeClusterCommand({ ClusterId: clusterId }));
-  const current = Cluster?.StepConcurrencyLevel ?? 1;
-  if (current >= level) return current;
-  const res = await emr.send(new ModifyClusterCommand({ ClusterId: clusterId, StepConcurrencyLevel: level }));
-  return res.StepConcurrencyLevel ?? level;
 }
 
 /** Polls DescribeCluster until the cluster accepts steps; see `createTransientCluster` for the failures. */

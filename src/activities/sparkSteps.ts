@@ -6,7 +6,12 @@ export interface JobPackage {
   codeUri: string;
 }
 
-/** Describes one job run as the EMR step that would run it in cluster mode. */
+/**
+ * Describes one job run as the EMR step that runs it, in client deploy mode: the driver is the
+ * step's own child process on the primary node, so cancelling the step (CancelSteps) ends the Spark
+ * application. In cluster mode the step would be only the YARN client, and the application would
+ * run on, writing under the run's prefix, after the run reported Canceled.
+ */
 export function buildSparkStep(job: JobName, runId: string, pkg: JobPackage, jobArgs: readonly string[]): SparkStep {
   return {
     name: `lensflow ${job} ${runId}`,
@@ -15,7 +20,7 @@ export function buildSparkStep(job: JobName, runId: string, pkg: JobPackage, job
       jar: 'command-runner.jar',
       args: [
         'spark-submit',
-        '--deploy-mode', 'cluster',
+        '--deploy-mode', 'client',
         '--name', `lensflow-${job}-${runId}`,
         '--py-files', `${pkg.codeUri}lensflow_spark.zip`,
         `${pkg.codeUri}jobs/${job}.py`,
