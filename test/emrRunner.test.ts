@@ -79,10 +79,14 @@ async function snapshot(keyPrefix: string): Promise<Record<string, string>> {
   return out;
 }
 
-/** The process group of a live process, from /proc. */
-function processGroupOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+/** The process group of a process, from /proc; undefined once it has exited (spark-submit's launcher JVM exits at once). */
+function processGroupOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+  } catch {
+    return undefined;
+  }
 }
 
 function cleanStep(runId: string, raw = rawUri): { step: SparkStep; resultUri: string } {
@@ -511,9 +515,8 @@ describe('steps on local Spark', () => {
     // --name) and the Python driver it started, in the JVM's process group — wherever that is.
     const pgid = await waitFor('the Spark JVM and its Python driver', () => {
       const jvm = liveProcessesMatching(appName).find((p) => /\bjava\b/.test(p.cmdline));
-      if (!jvm) return undefined;
-      const group = processGroupOf(jvm.pid);
-      return liveGroupMembers(group).some((p) => /\/python[\d.]* /.test(p.cmdline) && p.cmdline.includes('clean.py')) && group;
+      const group = jvm && processGroupOf(jvm.pid);
+      return group !== undefined && liveGroupMembers(group).some((p) => /\/python[\d.]* /.test(p.cmdline) && p.cmdline.includes('clean.py')) && group;
     }, 180_000);
     expect(server.stepState(clusterId, stepId)).toBe('RUNNING');
 
