@@ -890,12 +890,15 @@ export class EmrTestServer {
       return 1;
     }
     const local = toLocalCommand({ name: step.name, actionOnFailure: 'CONTINUE', hadoopJarStep: { jar: 'command-runner.jar', args: step.args } }, this.settings);
-    // The cluster's spark-defaults first (the step's own --conf wins); Python is the stack's venv,
-    // standing in for the one the bootstrap built on the nodes.
+    // The local translation's own settings (master, s3a, this machine's defaults), then the
+    // cluster's spark-defaults over them, then the step's arguments, whose --conf wins, as on EMR.
+    // Python is the stack's venv, standing in for the one the bootstrap built on the nodes.
     const defaults = Object.entries(this.sparkDefaults(cluster))
       .filter(([k]) => !k.startsWith('spark.pyspark.'))
       .flatMap(([k, v]) => ['--conf', `${k}=${v}`]);
-    const args = [...defaults, ...local.args].map((a) => (/^spark\.pyspark\.(driver\.)?python=/.test(a) ? `${a.split('=')[0]}=${this.localPython()}` : a));
+    const stepArgCount = step.args.length - 1 - (step.args.includes('--deploy-mode') ? 2 : 0);
+    const split = local.args.length - stepArgCount;
+    const args = [...local.args.slice(0, split), ...defaults, ...local.args.slice(split)].map((a) => (/^spark\.pyspark\.(driver\.)?python=/.test(a) ? `${a.split('=')[0]}=${this.localPython()}` : a));
     const env = { PYSPARK_PYTHON: this.localPython() };
     const mode = step.args[step.args.indexOf('--deploy-mode') + 1];
     if (step.args.includes('--deploy-mode') && mode === 'cluster') return this.yarnApplication(cluster, step, local.command, args, env, stderr);
