@@ -37,6 +37,8 @@ const Env = z.object({
   /** An EMR-API endpoint other than AWS's (the tests' EMR test server). */
   LENSFLOW_EMR_ENDPOINT: z.string().url().optional(),
   LENSFLOW_EMR_POLL_SECONDS: z.coerce.number().positive().default(15),
+  /** How long a failed step's logs are waited for: EMR uploads them about every 5 minutes. */
+  LENSFLOW_EMR_LOG_WAIT_SECONDS: z.coerce.number().positive().default(480),
   /** Where step logs and other worker-local state go. */
   LENSFLOW_STATE_DIR: z.string().default(resolve(repoRoot, '.lensflow')),
 });
@@ -44,7 +46,7 @@ const Env = z.object({
 export interface Settings {
   temporal: { address: string; namespace: string; taskQueue: string; webUiUrl: string };
   s3: { region: string; endpoint?: string; bucket: string; prefix: string };
-  emr: { region: string; endpoint?: string; pollMs: number };
+  emr: { region: string; endpoint?: string; pollMs: number; logWaitMs: number };
   data: { localDir?: string; cacheDir: string; downloadBaseUrl: string };
   spark: {
     venv?: string;
@@ -55,6 +57,10 @@ export interface Settings {
     /** The zipped `lensflow_spark` package (built by `make build`) and the job entry scripts. */
     packageZip: string;
     jobsDir: string;
+    /** Published with the package for EMR: the bootstrap script and the pins it installs on every node. */
+    emrBootstrap: string;
+    requirements: string;
+    constraints: string;
   };
   stateDir: string;
 }
@@ -76,7 +82,10 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
       webUiUrl: e.LENSFLOW_WEB_UI_URL,
     },
     s3: { region: e.AWS_REGION, endpoint: e.LENSFLOW_S3_ENDPOINT, bucket: e.LENSFLOW_BUCKET, prefix: e.LENSFLOW_PREFIX },
-    emr: { region: e.AWS_REGION, endpoint: e.LENSFLOW_EMR_ENDPOINT, pollMs: e.LENSFLOW_EMR_POLL_SECONDS * 1000 },
+    emr: {
+      region: e.AWS_REGION, endpoint: e.LENSFLOW_EMR_ENDPOINT,
+      pollMs: e.LENSFLOW_EMR_POLL_SECONDS * 1000, logWaitMs: e.LENSFLOW_EMR_LOG_WAIT_SECONDS * 1000,
+    },
     data: { localDir: e.LENSFLOW_DATA_DIR ? resolve(e.LENSFLOW_DATA_DIR) : undefined, cacheDir: resolve(cache, 'datasets'),
       downloadBaseUrl: e.LENSFLOW_GROUPLENS_URL.replace(/\/+$/, ''),
     },
@@ -88,6 +97,9 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
       shufflePartitions: e.LENSFLOW_SPARK_SHUFFLE_PARTITIONS,
       packageZip: resolve(repoRoot, 'dist', 'spark', 'lensflow_spark.zip'),
       jobsDir: resolve(repoRoot, 'spark', 'jobs'),
+      emrBootstrap: resolve(repoRoot, 'deploy', 'aws', 'emr-bootstrap-venv.sh'),
+      requirements: resolve(repoRoot, 'spark', 'requirements.txt'),
+      constraints: resolve(repoRoot, 'spark', 'constraints.txt'),
     },
     stateDir: e.LENSFLOW_STATE_DIR,
   };

@@ -1,7 +1,9 @@
 /**
  * The pipeline on the EMR runner: a worker whose EMR endpoint is the EMR-API test server, which
- * runs every step's spark-submit arguments on local Spark. The run creates a transient cluster,
- * adds each job as a step, and terminates the cluster at the end — and on cancel.
+ * runs every step's spark-submit arguments on local Spark and is as strict as EMR (signatures,
+ * bootstrap and Python, StepConcurrencyLevel, cluster-mode cancel, late logs). The run creates a
+ * transient cluster that bootstraps the jobs' venv, adds each job as a step, two at a time, and
+ * terminates the cluster at the end — and on cancel, after which nothing more is written.
  *
  * The same input then runs on the local runner behind a throttling S3 while its warm Spark engine
  * (the Python worker) is SIGKILLed mid-grid and restarted: it must complete with exactly the EMR
@@ -13,6 +15,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { createS3Client } from '../src/activities/s3Client';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 import { progressQuery, trainingPipeline } from '../src/workflows';
@@ -26,6 +30,19 @@ const bucket = settings.s3.bucket;
 const prefix = uniquePrefix('emr-e2e');
 const taskQueue = `e2e-emr-${randomBytes(3).toString('hex')}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const s3 = createS3Client(settings.s3);
+
+/** Every object under `keyPrefix` with its ETag and modification time. */
+async function snapshot(keyPrefix: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  let token: string | undefined;
+  do {
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: keyPrefix, ContinuationToken: token }));
+    for (const o of page.Contents ?? []) out[o.Key!] = `${o.ETag} ${o.LastModified?.toISOString()}`;
+    token = page.NextContinuationToken;
+  } while (token);
+  return out;
+}
 
 let server: EmrTestServer;
 let closeServer: () => Promise<void>;
@@ -46,6 +63,7 @@ afterAll(async () => {
   worker.kill('SIGTERM');
   await closeServer();
   await client.connection.close();
+  s3.destroy();
 });
 
 let emrResult: TrainingPipelineResult | undefined;
@@ -78,7 +96,7 @@ const input = (runId: string) => ({
 
 const ops = (op: string) => server.calls.filter((c) => c.operation === op);
 
-test('runs every job as an EMR step on a transient cluster, and terminates the cluster', async () => {
+test('runs every job as an EMR step on a transient cluster that bootstrapped the jobs\' venv and runs two steps at once, and terminates the cluster', async () => {
   const runId = `emr-${randomBytes(3).toString('hex')}`;
   const result = await client.workflow.execute(trainingPipeline, { taskQueue, workflowId: `lensflow-${runId}`, args: [input(runId)] });
   emrResult = result;
@@ -94,8 +112,19 @@ test('runs every job as an EMR step on a transient cluster, and terminates the c
   expect(added).toHaveLength(9);
   expect((added[0]!.input as { Steps: Array<{ HadoopJarStep: { Jar: string; Args: string[] } }> }).Steps[0]!.HadoopJarStep).toMatchObject({
     Jar: 'command-runner.jar',
-    Args: expect.arrayContaining(['spark-submit', '--deploy-mode', 'cluster']),
+    Args: expect.arrayContaining(['spark-submit', '--deploy-mode', 'client']),
   });
+  // The bootstrap action fetched from the run's job package built the venv the configuration points
+  // Spark's Python at, and the grid's two points ran as two steps at once.
+  const python = '/opt/lensflow/venv/bin/python';
+  expect(server.clusterFacts(clusterId)).toMatchObject({
+    nodeDirs: ['/opt/lensflow/venv'],
+    configurations: [{ Classification: 'spark-defaults', Properties: { 'spark.pyspark.python': python, 'spark.pyspark.driver.python': python } }],
+    stepConcurrencyLevel: 2,
+    maxRunningSteps: 2,
+  });
+  const [bootstrap] = server.clusterFacts(clusterId)!.bootstrapActions;
+  expect(bootstrap!.ScriptBootstrapAction!.Path).toMatch(new RegExp(`^s3://${bucket}/${prefix}/code/[0-9a-f]{16}/bootstrap/emr-bootstrap-venv\\.sh$`));
   expect(ops('TerminateJobFlows').map((c) => (c.input as { JobFlowIds: string[] }).JobFlowIds[0])).toContain(clusterId);
 });
 
@@ -111,6 +140,7 @@ test('cancelling during the grid search cancels the EMR steps and terminates the
   await handle.cancel();
   const err = await handle.result().then(() => undefined, (e: unknown) => e);
   expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+  const atCanceled = await snapshot(`${prefix}/runs/${runId}/`);
 
   const clusterId = ((await handle.describe()).memo as { emrClusterId: string }).emrClusterId;
   expect(ops('CancelSteps').some((c) => (c.input as { ClusterId: string }).ClusterId === clusterId)).toBe(true);
@@ -118,7 +148,32 @@ test('cancelling during the grid search cancels the EMR steps and terminates the
   const t0 = Date.now();
   while (liveProcessesMatching(runId).length > 0 && Date.now() - t0 < 10_000) await sleep(200);
   expect(liveProcessesMatching(runId)).toEqual([]);
+  expect([...server.applications.values()].filter((a) => a.state === 'RUNNING')).toEqual([]);
+  // Nothing of the run's is written after it reported Canceled.
+  await sleep(3_000);
+  expect(await snapshot(`${prefix}/runs/${runId}/`)).toEqual(atCanceled);
 });
+
+test('a failing step whose logs reach S3 late (100 s, as EMR\'s every-5-minutes upload can) still has its Python traceback quoted in the workflow failure', async () => {
+  const runId = `emr-late-${randomBytes(3).toString('hex')}`;
+  // A Python the bootstrap did not build: the first step (clean) fails at once, no Spark run needed.
+  const transient = { ...input(runId).runner.transient, configurations: [{ classification: 'spark-defaults', properties: { 'spark.pyspark.python': '/opt/elsewhere/bin/python' } }] };
+  server.logDelayMs = 100_000;
+  try {
+    const err = await client.workflow
+      .execute(trainingPipeline, { taskQueue, workflowId: `lensflow-${runId}`, args: [{ ...input(runId), runner: { kind: 'emr' as const, transient } }] })
+      .then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    // The activity's failure, under the workflow's.
+    const messages: string[] = [];
+    for (let e: unknown = err; e instanceof Error; e = e.cause) messages.push(e.message);
+    const message = messages.join('\n');
+    expect(message).toMatch(/--- the job's error \(s3:\/\/\S+\/steps\/s-[A-Z0-9]+\/stdout\.gz\) ---\nTraceback \(most recent call last\):/);
+    expect(message).toContain("ModuleNotFoundError: No module named 'jsonschema' (EMR test server: /opt/elsewhere/bin/python does not exist on the nodes");
+  } finally {
+    server.logDelayMs = 1_000;
+  }
+}, 8 * 60_000);
 
 test('the same run on the local runner, its Spark engine SIGKILLed mid-grid behind a throttling S3, completes with the same outputs', async () => {
   expect(emrResult).toBeDefined();

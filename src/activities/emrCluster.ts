@@ -12,18 +12,23 @@ import {
   ListClustersCommand,
   RunJobFlowCommand,
   TerminateJobFlowsCommand,
-  type BootstrapActionConfig,
   type ClusterState,
   type Configuration,
+  type EbsConfiguration,
   type EMRClient,
+  type JobFlowInstancesConfig,
+  type RunJobFlowCommandInput,
 } from '@aws-sdk/client-emr';
 import { ApplicationFailure } from '@temporalio/common';
 import type { z } from 'zod';
-import { EmrTransientSpec } from '../contracts/runner';
+import { EMR_NODE_VENV, EmrTransientSpec } from '../contracts/runner';
 import { backoffMs, isTransientAwsError, sleep } from './emrRunner';
+import { BOOTSTRAP_SCRIPT, CONSTRAINTS_FILE, REQUIREMENTS_FILE } from './jobPackage';
 
 /** The tag that ties a cluster to the pipeline run that created it. */
 export const RUN_ID_TAG = 'lensflow:run-id';
+/** The tag the IAM policies in deploy/aws/ scope EMR actions to: lensflow acts only on clusters carrying it. */
+export const MANAGED_TAG = 'lensflow:managed';
 
 const ACTIVE_CLUSTER_STATES: ClusterState[] = ['STARTING', 'BOOTSTRAPPING', 'RUNNING', 'WAITING'];
 const READY_STATES: ReadonlySet<ClusterState | undefined> = new Set<ClusterState | undefined>(['WAITING', 'RUNNING']);
@@ -39,17 +44,16 @@ export function transientClusterName(runId: string): string {
 export interface CreateClusterOptions {
   /** Defaults to `transientClusterName(runId)`. */
   name?: string;
-  bootstrapActions?: BootstrapActionConfig[];
-  /** EMR configuration classifications, e.g. `spark-defaults` properties for every step. */
-  configurations?: Configuration[];
+  /** The published job package (`s3://…/code/<hash>/`): its bootstrap script builds the nodes' venv. */
+  codeUri: string;
+  /** Steps EMR runs at once (StepConcurrencyLevel); 1 by default, as on EMR. */
+  stepConcurrencyLevel?: number;
   /** Called on every DescribeCluster poll while waiting (an activity heartbeats here). */
   heartbeat?: (progress: { clusterId: string; state?: string }) => void;
   /** Between DescribeCluster polls; 30 s by default (clusters take minutes to start). */
   pollMs?: number;
   /** Give up waiting after this long (retryably: a retry finds the cluster by tag and waits on). 30 min by default. */
   timeoutMs?: number;
-  /** EMR terminates the cluster after this long idle: the backstop if the pipeline never terminates it. 1 h by default. */
-  idleTimeoutSeconds?: number;
   /** Transient DescribeCluster errors in a row that the wait survives. 8 by default. */
   maxTransientErrors?: number;
 }
@@ -92,36 +96,14 @@ export async function createTransientCluster(
   emr: EMRClient,
   rawSpec: z.input<typeof EmrTransientSpec>,
   runId: string,
-  opts: CreateClusterOptions = {},
+  opts: CreateClusterOptions,
 ): Promise<CreateClusterResult> {
   const spec = EmrTransientSpec.parse(rawSpec);
   const name = opts.name ?? transientClusterName(runId);
   const existing = await findClusterByRunTag(emr, runId, { name });
   let clusterId = existing;
   if (!clusterId) {
-    const res = await emr.send(
-      new RunJobFlowCommand({
-        Name: name,
-        ReleaseLabel: spec.releaseLabel,
-        Applications: [{ Name: 'Spark' }],
-        LogUri: spec.logUri,
-        ServiceRole: spec.serviceRole,
-        JobFlowRole: spec.jobFlowRole,
-        VisibleToAllUsers: true,
-        Instances: {
-          MasterInstanceType: spec.instanceType,
-          SlaveInstanceType: spec.instanceType,
-          InstanceCount: spec.instanceCount,
-          KeepJobFlowAliveWhenNoSteps: true,
-          TerminationProtected: false,
-          Ec2SubnetId: spec.subnetId,
-        },
-        BootstrapActions: opts.bootstrapActions,
-        Configurations: opts.configurations,
-        AutoTerminationPolicy: { IdleTimeout: opts.idleTimeoutSeconds ?? 3_600 },
-        Tags: [{ Key: RUN_ID_TAG, Value: runId }],
-      }),
-    );
+    const res = await emr.send(new RunJobFlowCommand(runJobFlowInput(spec, runId, { ...opts, name })));
     if (!res.JobFlowId) throw new Error(`RunJobFlow for ${name} returned no cluster id`);
     clusterId = res.JobFlowId;
   }
@@ -129,8 +111,105 @@ export async function createTransientCluster(
   return { clusterId, reused: existing !== undefined };
 }
 
+/**
+ * The `spark-defaults` that make every step's Python the bootstrapped venv (driver in client deploy
+ * mode, and executors), merged under the spec's own `spark-defaults`; other classifications as given.
+ */
+export function clusterConfigurations(spec: EmrTransientSpec): Configuration[] {
+  const python = `${EMR_NODE_VENV}/bin/python`;
+  const sparkDefaults: Record<string, string> = { 'spark.pyspark.python': python, 'spark.pyspark.driver.python': python };
+  const others: Configuration[] = [];
+  for (const c of spec.configurations) {
+    if (c.classification === 'spark-defaults') Object.assign(sparkDefaults, c.properties);
+    else others.push({ Classification: c.classification, Properties: c.properties });
+  }
+  return [{ Classification: 'spark-defaults', Properties: sparkDefaults }, ...others];
+}
+
+/** The nodes: instance fleets when the spec has them, else a primary and a core instance group. */
+function clusterInstances(spec: EmrTransientSpec): JobFlowInstancesConfig {
+  const ebs: EbsConfiguration = {
+    EbsBlockDeviceConfigs: [{ VolumeSpecification: { VolumeType: 'gp3', SizeInGB: spec.ebsSizeGb }, VolumesPerInstance: 1 }],
+  };
+  const common: JobFlowInstancesConfig = {
+    KeepJobFlowAliveWhenNoSteps: true,
+    TerminationProtected: false,
+    EmrManagedMasterSecurityGroup: spec.primarySecurityGroup,
+    EmrManagedSlaveSecurityGroup: spec.coreSecurityGroup,
+    ServiceAccessSecurityGroup: spec.serviceAccessSecurityGroup,
+  };
+  const fleets = spec.instanceFleets;
+  if (fleets) {
+    const typeConfigs = (types: string[]) => types.map((t) => ({ InstanceType: t, EbsConfiguration: ebs }));
+    return {
+      ...common,
+      Ec2SubnetIds: spec.subnetIds.length ? spec.subnetIds : undefined,
+      InstanceFleets: [
+        // The primary node runs every step's driver (client deploy mode): never on Spot.
+        { Name: 'primary', InstanceFleetType: 'MASTER', TargetOnDemandCapacity: 1, InstanceTypeConfigs: typeConfigs(fleets.primaryInstanceTypes) },
+        {
+          Name: 'core',
+          InstanceFleetType: 'CORE',
+          TargetOnDemandCapacity: spec.spot ? 0 : fleets.coreCapacity,
+          TargetSpotCapacity: spec.spot ? fleets.coreCapacity : 0,
+          InstanceTypeConfigs: typeConfigs(fleets.coreInstanceTypes),
+        },
+      ],
+    };
+  }
+  if (spec.subnetIds.length > 1) {
+    throw ApplicationFailure.nonRetryable('instance groups take one subnet: give one of subnetIds, or instanceFleets to let EMR choose', 'InvalidInput');
+  }
+  const groups: JobFlowInstancesConfig['InstanceGroups'] = [
+    { Name: 'primary', InstanceRole: 'MASTER', Market: 'ON_DEMAND', InstanceType: spec.instanceType, InstanceCount: 1, EbsConfiguration: ebs },
+  ];
+  if (spec.instanceCount > 1) {
+    groups.push({
+      Name: 'core', InstanceRole: 'CORE', Market: spec.spot ? 'SPOT' : 'ON_DEMAND',
+      InstanceType: spec.instanceType, InstanceCount: spec.instanceCount - 1, EbsConfiguration: ebs,
+    });
+  }
+  return { ...common, Ec2SubnetId: spec.subnetIds[0], InstanceGroups: groups };
+}
+
+/**
+ * RunJobFlow's input for a run's transient cluster: Spark on the spec's release, the venv bootstrap
+ * from the job package on every node, the spark-defaults that point Python at it, the run and
+ * managed tags (the IAM policies require the latter), and EMR's idle auto-termination as backstop.
+ */
+export function runJobFlowInput(spec: EmrTransientSpec, runId: string, opts: CreateClusterOptions): RunJobFlowCommandInput {
+  return {
+    Name: opts.name ?? transientClusterName(runId),
+    ReleaseLabel: spec.releaseLabel,
+    Applications: [{ Name: 'Spark' }],
+    LogUri: spec.logUri,
+    ServiceRole: spec.serviceRole,
+    JobFlowRole: spec.instanceProfile,
+    VisibleToAllUsers: true,
+    Instances: clusterInstances(spec),
+    StepConcurrencyLevel: opts.stepConcurrencyLevel ?? 1,
+    BootstrapActions: [
+      {
+        Name: 'lensflow job environment',
+        ScriptBootstrapAction: {
+          Path: opts.codeUri + BOOTSTRAP_SCRIPT,
+          Args: [opts.codeUri + REQUIREMENTS_FILE, opts.codeUri + CONSTRAINTS_FILE, EMR_NODE_VENV],
+        },
+      },
+      ...spec.bootstrapActions.map((b) => ({ Name: b.name, ScriptBootstrapAction: { Path: b.path, Args: b.args } })),
+    ],
+    Configurations: clusterConfigurations(spec),
+    AutoTerminationPolicy: { IdleTimeout: spec.idleTimeoutSeconds },
+    Tags: [
+      ...Object.entries(spec.tags).map(([Key, Value]) => ({ Key, Value })),
+      { Key: MANAGED_TAG, Value: 'true' },
+      { Key: RUN_ID_TAG, Value: runId },
+    ],
+  };
+}
+
 /** Polls DescribeCluster until the cluster accepts steps; see `createTransientCluster` for the failures. */
-export async function waitForCluster(emr: EMRClient, clusterId: string, opts: CreateClusterOptions = {}): Promise<void> {
+export async function waitForCluster(emr: EMRClient, clusterId: string, opts: Omit<CreateClusterOptions, 'codeUri'> = {}): Promise<void> {
   const pollMs = opts.pollMs ?? 30_000;
   const deadline = Date.now() + (opts.timeoutMs ?? 30 * 60_000);
   const maxFailures = opts.maxTransientErrors ?? 8;

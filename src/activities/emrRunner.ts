@@ -11,6 +11,7 @@ import {
   DescribeStepCommand,
   EMRClient,
   ListStepsCommand,
+  ModifyClusterCommand,
   type Step,
   type StepState,
 } from '@aws-sdk/client-emr';
@@ -24,6 +25,8 @@ import type { SparkStepRunner, StepContext } from './sparkRunner';
 
 const STDERR_TAIL_CHARS = 8_000;
 const MAX_BACKOFF_MS = 60_000;
+/** Log polls back off from min(pollMs, 2 s) to this: EMR pushes step logs about every 5 minutes. */
+const MAX_LOG_POLL_MS = 30_000;
 const HEARTBEAT_MS = 5_000;
 /** States in which a step may still run; CANCEL_PENDING ends in CANCELLED (or COMPLETED, if too late). */
 const ACTIVE_STEP_STATES: ReadonlySet<StepState | undefined> = new Set<StepState | undefined>(['PENDING', 'RUNNING', 'CANCEL_PENDING']);
@@ -49,19 +52,25 @@ export interface EmrRunnerOptions {
   maxTransientErrors?: number;
   /** How long a cancelled step may take to leave PENDING/RUNNING before the runner stops waiting. 2 min by default. */
   cancelTimeoutMs?: number;
-  /** How long to wait for a failed step's stderr.gz to appear (EMR uploads step logs asynchronously). 90 s by default. */
+  /**
+   * How long to wait for a failed step's logs to appear in S3, polling with backoff. EMR uploads step
+   * logs asynchronously, about every 5 minutes: 8 min by default.
+   */
   logWaitMs?: number;
+  /** Raise the cluster's StepConcurrencyLevel to this (ModifyCluster) before the first step; unset: leave it. */
+  stepConcurrencyLevel?: number;
   logger?: RunnerLogger;
 }
 
-type ResolvedOptions = Required<EmrRunnerOptions>;
+type ResolvedOptions = Required<Omit<EmrRunnerOptions, 'stepConcurrencyLevel'>>;
 
-function resolveOptions(opts: EmrRunnerOptions): ResolvedOptions {
+/** The runner's defaults, spelled out once. */
+export function resolveEmrRunnerOptions(opts: EmrRunnerOptions = {}): ResolvedOptions {
   return {
     pollMs: opts.pollMs ?? 15_000,
     maxTransientErrors: opts.maxTransientErrors ?? 8,
     cancelTimeoutMs: opts.cancelTimeoutMs ?? 120_000,
-    logWaitMs: opts.logWaitMs ?? 90_000,
+    logWaitMs: opts.logWaitMs ?? 480_000,
     logger: opts.logger ?? activityLogger,
   };
 }
@@ -139,10 +148,42 @@ export function stepStderrUri(logUri: string, clusterId: string, stepId: string)
   return `${logUri.replace(/\/+$/, '')}/${clusterId}/steps/${stepId}/stderr.gz`;
 }
 
-/** An EMR runner bound to one cluster. */
+/** The EMR console page of a cluster (its steps, their logs, the Spark UI). */
+export function emrConsoleUrl(region: string, clusterId: string): string {
+  return `https://${region}.console.aws.amazon.com/emr/home?region=${region}#/clusterDetails/${clusterId}`;
+}
+/**
+ * Raises an existing cluster's StepConcurrencyLevel to `level` with ModifyCluster (never lowers
+ * it: others may rely on it). Returns the level in effect.
+ */
+export async function ensureStepConcurrency(emr: EMRClient, clusterId: string, level: number): Promise<number> {
+  const { Cluster } = await emr.send(new DescribeClusterCommand({ ClusterId: clusterId }));
+  const current = Cluster?.StepConcurrencyLevel ?? 1;
+  if (current >= level) return current;
+  const res = await emr.send(new ModifyClusterCommand({ ClusterId: clusterId, StepConcurrencyLevel: level }));
+  return res.StepConcurrencyLevel ?? level;
+}
+
+/**
+ * An EMR runner bound to one cluster. With `stepConcurrencyLevel`, the cluster's level is raised
+ * once, before the first step (an existing cluster keeps EMR's default of 1 otherwise).
+ */
 export function createEmrRunner(emr: EMRClient, s3: S3Client, clusterId: string, opts: EmrRunnerOptions = {}): SparkStepRunner {
-  const o = resolveOptions(opts);
-  return { run: (step, ctx) => runEmrStep(emr, s3, clusterId, step, ctx, o) };
+  const o = resolveEmrRunnerOptions(opts);
+  let ready: Promise<unknown> | undefined;
+  return {
+    async run(step, ctx) {
+      const level = opts.stepConcurrencyLevel;
+      if (level !== undefined) {
+        ready ??= ensureStepConcurrency(emr, clusterId, level).catch((err: unknown) => {
+          ready = undefined; // let the next step try again
+          throw err;
+        });
+        await ready;
+      }
+      return runEmrStep(emr, s3, clusterId, step, ctx, o);
+    },
+  };
 }
 
 /**
@@ -288,7 +329,7 @@ async function cancelStep(emr: EMRClient, clusterId: string, stepId: string, o: 
 }
 
 /** A log file read from S3: its text, or why there is none. */
-type LogRead = { uri: string; text: string } | { uri: string; error: string };
+type LogRead = { uri: string; text: string } | { uri: string; error: string; missing?: boolean };
 
 /**
  * The non-retryable `SparkJobFailed` for a FAILED step: EMR's failure details, the job's own error
@@ -335,6 +376,14 @@ async function jobFailure(
   if (excerpt) lines.push(`--- the job's error (${excerpt.uri}) ---`, excerpt.text);
   if (stderr && 'text' in stderr) lines.push(`--- ${stderr.uri} (tail) ---`, stderr.text.slice(-STDERR_TAIL_CHARS));
   for (const r of reads) if ('error' in r) lines.push(`(${r.uri}: ${r.error})`);
+  if (stderr && 'missing' in stderr) {
+    const region = await emr.config.region().catch(() => 'us-east-1');
+    lines.push(
+      `The step's logs did not arrive within ${Math.round(o.logWaitMs / 1000)} s (EMR uploads them about every 5 minutes; ` +
+      `LENSFLOW_EMR_LOG_WAIT_SECONDS waits longer). Look later under ${stderr.uri.replace(/stderr\.gz$/, '')} ` +
+      `or in the EMR console: ${emrConsoleUrl(region, clusterId)}`,
+    );
+  }
   return ApplicationFailure.nonRetryable(lines.join('\n'), 'SparkJobFailed', { clusterId, stepId: step.Id, logs: reads.map((r) => r.uri) });
 }
 
@@ -375,7 +424,7 @@ function pickJobError(texts: { uri: string; text: string }[]): { uri: string; te
 /** stdout.gz and stderr.gz of a YARN application's driver container (the last attempt's `_000001`). */
 async function readDriverContainerLogs(s3: S3Client, folderUri: string, deadline: number, beat: () => void, o: ResolvedOptions): Promise<LogRead[]> {
   const loc = splitS3Uri(folderUri)!;
-  for (;;) {
+  for (let attempt = 0; ; attempt++) {
     try {
       const listed = await s3.send(new ListObjectsV2Command({ Bucket: loc.bucket, Prefix: loc.key, MaxKeys: 1_000 }));
       const drivers = (listed.Contents ?? [])
@@ -392,14 +441,20 @@ async function readDriverContainerLogs(s3: S3Client, folderUri: string, deadline
     }
     if (Date.now() >= deadline) return [{ uri: folderUri, error: 'no driver container logs found' }];
     beat();
-    await sleep(Math.min(o.pollMs, 10_000));
+    await sleep(logPollDelay(o, attempt, deadline));
   }
 }
 
-/** Reads a gzipped log from S3, waiting until `deadline` for EMR to upload it. */
+/** The wait before log poll `attempt` + 1: doubling from min(pollMs, 2 s) up to 30 s, never past `deadline`. */
+function logPollDelay(o: ResolvedOptions, attempt: number, deadline: number): number {
+  const delay = Math.min(Math.min(o.pollMs, 2_000) * 2 ** attempt, MAX_LOG_POLL_MS);
+  return Math.max(0, Math.min(delay, deadline - Date.now()));
+}
+
+/** Reads a gzipped log from S3, waiting (with backoff) until `deadline` for EMR to upload it. */
 async function readGzipLog(s3: S3Client, uri: string, deadline: number, beat: () => void, o: ResolvedOptions): Promise<LogRead> {
   const loc = splitS3Uri(uri)!;
-  for (;;) {
+  for (let attempt = 0; ; attempt++) {
     try {
       const res = await s3.send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key }));
       const bytes = Buffer.from(await res.Body!.transformToByteArray());
@@ -412,9 +467,9 @@ async function readGzipLog(s3: S3Client, uri: string, deadline: number, beat: ()
       return { uri, text };
     } catch (err) {
       if (!isNotFound(err) && !isTransientAwsError(err)) return { uri, error: errorText(err) };
-      if (Date.now() >= deadline) return { uri, error: `not found within ${o.logWaitMs} ms` };
+      if (Date.now() >= deadline) return { uri, error: `not found within ${Math.round(o.logWaitMs / 1000)} s`, missing: true };
     }
     beat();
-    await sleep(Math.min(o.pollMs, 10_000));
+    await sleep(logPollDelay(o, attempt, deadline));
   }
 }

@@ -7,6 +7,7 @@ import type { EmrTransientSpec, RunnerSpec } from '../contracts/runner';
 import type { Settings } from '../settings';
 import { createTransientCluster, terminateCluster } from './emrCluster';
 import { createEmrClient, createEmrRunner } from './emrRunner';
+import { publishJobPackage } from './jobPackage';
 import { createLocalRunner } from './localSparkRunner';
 import { makeRegisterModel } from './registry';
 import { makeRunSparkStep } from './runSparkStep';
@@ -31,8 +32,12 @@ export function createActivities(settings: Settings, temporal: Client) {
     if (!spec.clusterId) {
       throw ApplicationFailure.nonRetryable('an EMR step needs a cluster id: the pipeline creates the transient cluster first', 'InvalidInput');
     }
-    let runner = emrRunners.get(spec.clusterId);
-    if (!runner) emrRunners.set(spec.clusterId, (runner = createEmrRunner(emr, s3, spec.clusterId, { pollMs: settings.emr.pollMs })));
+    const key = `${spec.clusterId}/${spec.stepConcurrencyLevel ?? ''}`;
+    let runner = emrRunners.get(key);
+    if (!runner) {
+      const opts = { pollMs: settings.emr.pollMs, logWaitMs: settings.emr.logWaitMs, stepConcurrencyLevel: spec.stepConcurrencyLevel };
+      emrRunners.set(key, (runner = createEmrRunner(emr, s3, spec.clusterId, opts)));
+    }
     return runner;
   };
   return {
@@ -40,10 +45,18 @@ export function createActivities(settings: Settings, temporal: Client) {
     runSparkStep: makeRunSparkStep(s3, settings, runnerFor),
     registerModel: makeRegisterModel(s3),
     requestCancellation: makeRequestCancellation(temporal),
-    /** Creates (or, on a retry, finds by its run tag) the run's transient EMR cluster. */
-    async createEmrCluster(input: { runId: string; spec: z.input<typeof EmrTransientSpec> }) {
+    /**
+     * Creates (or, on a retry, finds by its run tag) the run's transient EMR cluster. The job package
+     * is published first: its bootstrap script builds the nodes' Python environment.
+     */
+    async createEmrCluster(input: {
+      runId: string; spec: z.input<typeof EmrTransientSpec>; bucket: string; prefix: string; stepConcurrencyLevel?: number;
+    }) {
       const ctx = Context.current();
-      return createTransientCluster(emr, input.spec, input.runId, { heartbeat: (p) => ctx.heartbeat(p) });
+      const { codeUri } = await publishJobPackage(s3, settings.spark, input.bucket, input.prefix);
+      return createTransientCluster(emr, input.spec, input.runId, {
+        codeUri, stepConcurrencyLevel: input.stepConcurrencyLevel, heartbeat: (p) => ctx.heartbeat(p),
+      });
     },
     /** Terminates a cluster; a cluster already gone is fine. */
     async terminateEmrCluster(clusterId: string) {

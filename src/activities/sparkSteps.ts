@@ -7,7 +7,10 @@ export interface JobPackage {
 }
 
 /**
- * Describes one job run as the EMR step that would run it in cluster mode. The one place where a
+ * Describes one job run as the EMR step that runs it, in client deploy mode: the driver is the
+ * step's own child process on the primary node, so cancelling the step (CancelSteps) ends the Spark
+ * application. In cluster mode the step would be only the YARN client, and the application would
+ * run on, writing under the run's prefix, after the run reported Canceled. The one place where a
  * job's input document becomes argv: `jobs/<job>.py --input '<json>' --result <uri>`.
  */
 export function buildSparkStep(job: JobName, runId: string, pkg: JobPackage, input: unknown, resultUri: string): SparkStep {
@@ -18,7 +21,7 @@ export function buildSparkStep(job: JobName, runId: string, pkg: JobPackage, inp
       jar: 'command-runner.jar',
       args: [
         'spark-submit',
-        '--deploy-mode', 'cluster',
+        '--deploy-mode', 'client',
         '--name', `lensflow-${job}-${runId}`,
         '--py-files', `${pkg.codeUri}lensflow_spark.zip`,
         `${pkg.codeUri}jobs/${job}.py`,

@@ -4,6 +4,7 @@
  * Run `lensflow help` for the list; the README shows the plain `temporal` equivalents.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Client, Connection, ScheduleOverlapPolicy, WorkflowFailedError } from '@temporalio/client';
 import { createS3Client } from '../activities/s3Client';
@@ -17,7 +18,7 @@ import { cancelSignal, progressQuery, trainingPipeline } from '../workflows';
 const USAGE = `usage: lensflow <command> [options]
 
   run [--dataset D] [--source auto|grouplens|local:<dir>] [--run-id ID] [--grid JSON] [--split JSON]
-      [--runner local|emr:<clusterId>] [--max-concurrent N] [--no-register] [--no-wait]
+      [--runner local|emr:<clusterId>|emr-transient:<spec.json>] [--max-concurrent N] [--no-register] [--no-wait]
                                 start trainingPipeline (waits and prints the result unless --no-wait)
   status <runId>                the run's status, stages finished and Web UI link
   progress <runId>              the running stage, grid points done/total, best point so far
@@ -37,7 +38,9 @@ function parseSource(text: string): DataSource {
 function parseRunner(text: string): RunnerSpec {
   if (text === 'local') return { kind: 'local' };
   if (text.startsWith('emr:')) return RunnerSpec.parse({ kind: 'emr', clusterId: text.slice(4) });
-  throw new Error(`--runner must be local or emr:<clusterId>, not "${text}"`);
+  // A transient cluster's spec (README: On Amazon EMR) from a JSON file.
+  if (text.startsWith('emr-transient:')) return RunnerSpec.parse({ kind: 'emr', transient: JSON.parse(readFileSync(text.slice(14), 'utf8')) });
+  throw new Error(`--runner must be local, emr:<clusterId> or emr-transient:<spec.json>, not "${text}"`);
 }
 
 function parseJson(flag: string, text: string | undefined): unknown {

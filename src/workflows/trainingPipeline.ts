@@ -106,9 +106,14 @@ export async function trainingPipeline(rawInput: TrainingPipelineInput): Promise
   try {
     if (config.runner.kind === 'emr' && config.runner.transient) {
       progress.stage = 'emr-cluster';
-      clusterId = (await clusterActivities.createEmrCluster({ runId, spec: config.runner.transient })).clusterId;
+      clusterId = (await clusterActivities.createEmrCluster({
+        runId, spec: config.runner.transient, bucket: config.bucket, prefix: config.prefix, stepConcurrencyLevel: config.maxConcurrentSteps,
+      })).clusterId;
       config.runner = { kind: 'emr', clusterId };
       upsertMemo({ emrClusterId: clusterId });
+    } else if (config.runner.kind === 'emr') {
+      // An existing cluster keeps EMR's default of one step at a time unless raised (ModifyCluster).
+      config.runner = { ...config.runner, stepConcurrencyLevel: config.maxConcurrentSteps };
     }
     const result = await runStages(config, runId, progress, stages);
     upsertSearchAttributes({ LensflowStatus: [result.registry?.decision ?? 'completed'] });

@@ -3,37 +3,76 @@
  * ElasticMapReduce.<Operation>`), with clusters and steps kept in memory and every step executed
  * for real on local Spark, translated by the local runner's `toLocalCommand`.
  *
- * Operations: RunJobFlow, DescribeCluster, ListClusters, TerminateJobFlows, AddJobFlowSteps,
- * DescribeStep, ListSteps, CancelSteps. Signatures are not checked.
+ * Operations: RunJobFlow, DescribeCluster, ListClusters, TerminateJobFlows, ModifyCluster,
+ * AddJobFlowSteps, DescribeStep, ListSteps, CancelSteps.
+ *
+ * Where it is as strict as EMR (each a way a run that passes here could still fail on EMR before):
+ * - Requests must be SigV4-signed for this server's region and the `elasticmapreduce` service with
+ *   the credentials it was given; otherwise EMR's `InvalidSignatureException` (403).
+ * - A release label must be one EMR has; steps on a release whose Spark the jobs cannot run (the
+ *   `emr-7.x` line: Spark 3.5, Python 3.9) fail as they would there.
+ * - Bootstrap actions are fetched from S3 (missing → BOOTSTRAP_FAILURE), syntax-checked with
+ *   `bash -n`, and every `s3://` argument must exist. A spark-submit step's Python is what
+ *   `spark.pyspark.python` says: unset is the node's system Python, which lacks the jobs'
+ *   dependencies, and a path is usable only inside a folder a bootstrap action built (it is mapped
+ *   to the stack's venv here).
+ * - `StepConcurrencyLevel` (RunJobFlow, ModifyCluster; 1–256) bounds the steps RUNNING at once;
+ *   above 1, AddJobFlowSteps refuses any `ActionOnFailure` but CONTINUE, with EMR's
+ *   ValidationException.
+ * - `--deploy-mode cluster`: the application runs as its own process tree, like a YARN application,
+ *   and the step's process is only its client. CancelSteps kills the client: the application runs
+ *   on, and keeps writing, unless someone kills it. Its driver's output goes to the container logs
+ *   (`<LogUri>/<clusterId>/containers/<appId>/container_…_01_000001/`), the step's stderr holds the
+ *   client's report. In client deploy mode the driver is the step's child and dies with it.
+ * - Step logs reach S3 `logDelayMs` after the step's final state is visible (EMR: minutes).
  *
  * How it differs from EMR, on purpose:
- * - Clusters go STARTING → BOOTSTRAPPING → WAITING in `clusterStartupMs` (default 300 ms).
- * - Steps run one at a time per cluster, in order (EMR's default StepConcurrencyLevel 1). Only
- *   `command-runner.jar` steps are supported: `spark-submit` is translated for local Spark, any
+ * - Clusters go STARTING → BOOTSTRAPPING → WAITING in `clusterStartupMs` (default 300 ms); bootstrap
+ *   scripts are checked, not executed (they would pip-install on this machine).
+ * - Only `command-runner.jar` steps are supported: `spark-submit` is translated for local Spark, any
  *   other command runs as given (tests use `bash -c` to fake what EMR would log).
  * - CancelSteps on a RUNNING step kills its process group (SIGTERM, SIGKILL after 3 s) and marks it
- *   CANCELLED once the group is gone. Real EMR (SEND_INTERRUPT, release ≥ 5.28) interrupts the
- *   step's process and may leave an application it already submitted to YARN running.
- * - A step's stdout.gz and stderr.gz are uploaded to `<LogUri>/<clusterId>/steps/<stepId>/` before
- *   its final state is visible; real EMR uploads them asynchronously, minutes later at worst.
- * - Terminating a cluster CANCELs its pending steps and INTERRUPTs the running one.
+ *   CANCELLED once the group is gone.
+ * - Terminating a cluster CANCELs its pending steps and INTERRUPTs the running ones (and kills its
+ *   applications, as the YARN nodes go away).
  * - Of RunJobFlow's Configurations only `spark-defaults` has an effect (as --conf on each spark-submit).
  */
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { SignatureV4 } from '@smithy/signature-v4';
 import { toLocalCommand } from '../../src/activities/localSparkRunner';
 import { createS3Client } from '../../src/activities/s3Client';
 import { loadSettings, type Settings } from '../../src/settings';
 
 export type EmrOperation =
-  | 'RunJobFlow' | 'DescribeCluster' | 'ListClusters' | 'TerminateJobFlows'
+  | 'RunJobFlow' | 'DescribeCluster' | 'ListClusters' | 'TerminateJobFlows' | 'ModifyCluster'
   | 'AddJobFlowSteps' | 'DescribeStep' | 'ListSteps' | 'CancelSteps';
+
+/**
+ * Release labels the server knows, with the Spark and Python their nodes have (AWS's release
+ * guide). A label not listed is refused as EMR refuses an unknown one.
+ */
+export const RELEASES: Record<string, { spark: string; python: string }> = {
+  'emr-spark-8.1.0': { spark: '4.1.1', python: '3.11' },
+  'emr-spark-8.0.0': { spark: '4.0.1', python: '3.11' },
+  'emr-7.12.0': { spark: '3.5.6', python: '3.9' },
+  'emr-7.13.0': { spark: '3.5.6', python: '3.9' },
+};
+
+/** A YARN application of a cluster-mode step: its own process tree, outliving a killed client. */
+export interface YarnApplication {
+  id: string;
+  clusterId: string;
+  stepId: string;
+  pgid: number;
+  state: 'RUNNING' | 'FINISHED' | 'FAILED' | 'KILLED';
+}
 
 /** A transient fault the next calls of an operation answer with. */
 export type FaultKind = 'InternalServerError' | 'ThrottlingException' | 'ConnectionReset';
@@ -43,6 +82,8 @@ export interface RecordedCall {
   input: Record<string, unknown>;
   /** The fault answered instead of the operation, if any. */
   fault?: FaultKind;
+  /** The error type when the request's signature was refused. */
+  refused?: string;
 }
 
 type Json = Record<string, unknown>;
@@ -59,9 +100,12 @@ interface StepRecord {
   created: number;
   started?: number;
   ended?: number;
+  /** The process group of the step's own process (in cluster deploy mode: the YARN client only). */
   pgid?: number;
   /** Why the step is being stopped, if it is: the final state it gets once its processes are gone. */
   stopAs?: 'CANCELLED' | 'INTERRUPTED';
+  /** In cluster deploy mode: resolves when the client is killed (the application runs on). */
+  killClient?: () => void;
 }
 
 interface ClusterRecord {
@@ -81,6 +125,13 @@ interface ClusterRecord {
   subnetId?: string;
   /** RunJobFlow's Configurations, as given; `spark-defaults` properties reach every spark-submit. */
   configurations: { Classification?: string; Properties?: Record<string, string> }[];
+  bootstrapActions: { Name?: string; ScriptBootstrapAction?: { Path?: string; Args?: string[] } }[];
+  /** Folders the bootstrap actions built on every node (their absolute-path arguments). */
+  nodeDirs: string[];
+  stepConcurrencyLevel: number;
+  /** The most steps that were RUNNING at once. */
+  maxRunningSteps: number;
+  instances: Json;
   keepAlive: boolean;
   terminationProtected: boolean;
   visibleToAllUsers: boolean;
@@ -101,6 +152,27 @@ const LOG_CAP_BYTES = 4 * 1024 * 1024;
 const PAGE_SIZE = 50;
 
 const now = () => Date.now() / 1000;
+const FAILED_ACTION_ON_FAILURE = new Set(['TERMINATE_CLUSTER', 'TERMINATE_JOB_FLOW', 'CANCEL_AND_WAIT']);
+
+/** Node's crypto as the Checksum SignatureV4 wants (HMAC when constructed with a secret). */
+type SourceData = string | ArrayBuffer | ArrayBufferView;
+const bytes = (d: SourceData): string | Buffer =>
+  typeof d === 'string' ? d : ArrayBuffer.isView(d) ? Buffer.from(d.buffer, d.byteOffset, d.byteLength) : Buffer.from(d);
+class Sha256 {
+  private readonly h;
+  constructor(secret?: SourceData) {
+    this.h = secret === undefined ? createHash('sha256') : createHmac('sha256', bytes(secret));
+  }
+  update(data: SourceData): void {
+    this.h.update(bytes(data));
+  }
+  digest(): Promise<Uint8Array> {
+    return Promise.resolve(new Uint8Array(this.h.digest()));
+  }
+  reset(): void {
+    throw new Error('not supported');
+  }
+}
 const newId = (prefix: string) =>
   prefix + [...randomBytes(13)].map((b) => 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'[b % 36]).join('');
 
@@ -186,6 +258,10 @@ export interface EmrTestServerOptions {
   settings?: Settings;
   /** Where step logs are uploaded; defaults to a client for `settings.s3`. */
   s3?: S3Client;
+  /** The region requests must be signed for; the settings' EMR region by default. */
+  region?: string;
+  /** The only credentials whose signatures are accepted; the environment's AWS keys by default. */
+  credentials?: { accessKeyId: string; secretAccessKey: string };
 }
 
 /** The test server; `start()` listens on an ephemeral port of 127.0.0.1. */
@@ -194,6 +270,12 @@ export class EmrTestServer {
   readonly calls: RecordedCall[] = [];
   /** How long a new cluster takes from STARTING to WAITING. */
   clusterStartupMs = 300;
+  /** How long after a step's final state its logs reach S3 (EMR: up to ~5 min); Infinity: never. */
+  logDelayMs = 1_000;
+  /** Every YARN application a cluster-mode step submitted, by id. */
+  readonly applications = new Map<string, YarnApplication>();
+  readonly region: string;
+  private readonly credentials: { accessKeyId: string; secretAccessKey: string };
   /** Errors from uploading step logs (tests expect none). */
   readonly logUploadErrors: unknown[] = [];
 
@@ -209,6 +291,11 @@ export class EmrTestServer {
 
   constructor(opts: EmrTestServerOptions = {}) {
     this.settings = opts.settings ?? loadSettings(process.env);
+    this.region = opts.region ?? this.settings.emr.region;
+    const accessKeyId = opts.credentials?.accessKeyId ?? process.env.AWS_ACCESS_KEY_ID;
+    const secretAccessKey = opts.credentials?.secretAccessKey ?? process.env.AWS_SECRET_ACCESS_KEY;
+    if (!accessKeyId || !secretAccessKey) throw new Error('the EMR test server needs credentials to check signatures: pass them or set the AWS keys');
+    this.credentials = { accessKeyId, secretAccessKey };
     this.ownS3 = !opts.s3;
     this.s3 = opts.s3 ?? createS3Client(this.settings.s3);
   }
@@ -255,6 +342,19 @@ export class EmrTestServer {
     return this.clusters.get(clusterId)?.steps.find((s) => s.id === stepId)?.state;
   }
 
+  /** What the tests look at of a cluster, read directly (no call recorded). */
+  clusterFacts(clusterId: string): Pick<ClusterRecord, 'stepConcurrencyLevel' | 'maxRunningSteps' | 'nodeDirs' | 'configurations' | 'bootstrapActions' | 'instances' | 'tags' | 'state'> | undefined {
+    return this.clusters.get(clusterId);
+  }
+
+  /** Kills a YARN application (`yarn application -kill`), as an operator would. */
+  async killApplication(appId: string): Promise<void> {
+    const app = this.applications.get(appId);
+    if (!app || app.state !== 'RUNNING') return;
+    app.state = 'KILLED';
+    await stopGroup(app.pgid);
+  }
+
   private async close(): Promise<void> {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
@@ -262,6 +362,7 @@ export class EmrTestServer {
       for (const step of cluster.steps) if (step.state === 'RUNNING' && step.pgid) step.stopAs ??= 'INTERRUPTED';
       for (const step of cluster.steps) if (step.pgid) signalGroup(step.pgid, 'SIGKILL');
     }
+    for (const app of this.applications.values()) if (app.state === 'RUNNING') signalGroup(app.pgid, 'SIGKILL');
     await Promise.allSettled([...this.running]);
     const server = this.server;
     if (server) {
@@ -292,6 +393,11 @@ export class EmrTestServer {
     } catch {
       return this.reply(res, 400, { __type: 'SerializationException', message: 'request body is not JSON' });
     }
+    const refused = await this.checkSignature(req, Buffer.concat(chunks));
+    if (refused) {
+      this.calls.push({ operation, input, refused: refused.type });
+      return this.reply(res, 400, { __type: refused.type, message: refused.message });
+    }
     const fault = this.faults.get(operation)?.shift();
     this.calls.push({ operation, input, fault });
     if (fault === 'ConnectionReset') {
@@ -311,6 +417,48 @@ export class EmrTestServer {
     }
   }
 
+  /**
+   * Checks the request's SigV4 signature as EMR does: scoped to this server's region and the
+   * `elasticmapreduce` service, by the one known access key, over the headers it names and the body.
+   * Returns EMR's error for a refused request.
+   */
+  private async checkSignature(req: IncomingMessage, body: Buffer): Promise<{ type: string; message: string } | undefined> {
+    const auth = String(req.headers.authorization ?? '');
+    const m = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, ?SignedHeaders=([^,]+), ?Signature=([0-9a-f]{64})$/.exec(auth);
+    if (!m) return { type: 'MissingAuthenticationTokenException', message: 'Missing Authentication Token' };
+    const [, accessKeyId, , region, service, signedHeaders, signature] = m as unknown as string[];
+    if (accessKeyId !== this.credentials.accessKeyId) {
+      return { type: 'UnrecognizedClientException', message: 'The security token included in the request is invalid.' };
+    }
+    if (region !== this.region) return { type: 'InvalidSignatureException', message: `Credential should be scoped to a valid region, not '${region}'. ` };
+    if (service !== 'elasticmapreduce') {
+      return { type: 'InvalidSignatureException', message: `Credential should be scoped to correct service: 'elasticmapreduce'. ` };
+    }
+    const headers: Record<string, string> = {};
+    for (const name of signedHeaders!.split(';')) headers[name] = String(req.headers[name] ?? '');
+    const d = /^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z$/.exec(headers['x-amz-date'] ?? '');
+    if (!d) return { type: 'IncompleteSignatureException', message: 'the signed headers must include X-Amz-Date' };
+    const signingDate = new Date(`${d[1]}-${d[2]}-${d[3]}T${d[4]}:${d[5]}:${d[6]}Z`);
+    const signer = new SignatureV4({ credentials: this.credentials, region: this.region, service: 'elasticmapreduce', sha256: Sha256 });
+    const [hostname, port] = (headers.host ?? '').split(':');
+    const url = new URL(req.url ?? '/', 'http://x');
+    const signed = await signer.sign(
+      {
+        method: req.method ?? 'POST', protocol: 'http:', hostname: hostname!, port: port ? Number(port) : undefined,
+        path: url.pathname, query: Object.fromEntries(url.searchParams), headers, body: body.toString('utf8'),
+      },
+      { signingDate },
+    );
+    const expected = /Signature=([0-9a-f]{64})/.exec(String(signed.headers.authorization))?.[1];
+    if (expected !== signature) {
+      return {
+        type: 'InvalidSignatureException',
+        message: 'The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.',
+      };
+    }
+    return undefined;
+  }
+
   private reply(res: ServerResponse, status: number, body: Json): void {
     const text = JSON.stringify(body);
     res.writeHead(status, {
@@ -325,6 +473,14 @@ export class EmrTestServer {
     RunJobFlow: (input) => this.runJobFlow(input),
     DescribeCluster: (input) => ({ Cluster: this.clusterView(this.cluster(input.ClusterId)) }),
     ListClusters: (input) => this.listClusters(input),
+    ModifyCluster: (input) => {
+      const cluster = this.cluster(input.ClusterId);
+      if (input.StepConcurrencyLevel !== undefined) {
+        cluster.stepConcurrencyLevel = this.concurrencyLevel(input.StepConcurrencyLevel);
+        this.pump(cluster);
+      }
+      return { StepConcurrencyLevel: cluster.stepConcurrencyLevel };
+    },
     TerminateJobFlows: (input) => {
       const ids = (input.JobFlowIds as string[] | undefined) ?? [];
       const clusters = ids.map((id) => this.cluster(id));
@@ -361,19 +517,28 @@ export class EmrTestServer {
     const instances = input.Instances as Json | undefined;
     if (typeof input.Name !== 'string' || !input.Name) throw new EmrError('ValidationException', 'Name is required');
     if (!instances) throw new EmrError('ValidationException', 'Instances is required');
+    const releaseLabel = input.ReleaseLabel as string | undefined;
+    if (!releaseLabel) throw new EmrError('ValidationException', 'ReleaseLabel is required (AmiVersion is not supported for this release).');
+    if (!RELEASES[releaseLabel]) throw new EmrError('ValidationException', `The requested release label ${releaseLabel} is not valid.`);
+    const stepConcurrencyLevel = this.concurrencyLevel(input.StepConcurrencyLevel ?? 1);
     const cluster: ClusterRecord = {
       id: newId('j-'),
       name: input.Name,
       state: 'STARTING',
       created: now(),
       logUri: input.LogUri as string | undefined,
-      releaseLabel: input.ReleaseLabel as string | undefined,
+      releaseLabel,
       applications: (input.Applications as { Name?: string }[] | undefined) ?? [],
       tags: (input.Tags as { Key?: string; Value?: string }[] | undefined) ?? [],
       serviceRole: input.ServiceRole as string | undefined,
       jobFlowRole: input.JobFlowRole as string | undefined,
       subnetId: instances.Ec2SubnetId as string | undefined,
       configurations: (input.Configurations as ClusterRecord['configurations'] | undefined) ?? [],
+      bootstrapActions: (input.BootstrapActions as ClusterRecord['bootstrapActions'] | undefined) ?? [],
+      nodeDirs: [],
+      stepConcurrencyLevel,
+      maxRunningSteps: 0,
+      instances,
       keepAlive: instances.KeepJobFlowAliveWhenNoSteps === true,
       terminationProtected: instances.TerminationProtected === true,
       visibleToAllUsers: input.VisibleToAllUsers !== false,
@@ -387,15 +552,61 @@ export class EmrTestServer {
       if (cluster.state !== 'STARTING') return;
       if (cluster.failStartWith) return this.terminate(cluster, cluster.failStartWith, 'TERMINATED_WITH_ERRORS');
       cluster.state = 'BOOTSTRAPPING';
+      const bootstrapped = this.bootstrap(cluster);
+      this.track(bootstrapped);
       this.later(this.clusterStartupMs / 2, () => {
-        if (cluster.state !== 'BOOTSTRAPPING') return;
-        cluster.state = 'WAITING';
-        cluster.ready = now();
-        cluster.reason = { Code: undefined, Message: 'Cluster ready to run steps.' };
-        this.pump(cluster);
+        void bootstrapped.then((failure) => {
+          if (cluster.state !== 'BOOTSTRAPPING') return;
+          if (failure) return this.terminate(cluster, { Code: 'BOOTSTRAP_FAILURE', Message: failure }, 'TERMINATED_WITH_ERRORS');
+          cluster.state = 'WAITING';
+          cluster.ready = now();
+          cluster.reason = { Code: undefined, Message: 'Cluster ready to run steps.' };
+          this.pump(cluster);
+        });
       });
     });
     return { JobFlowId: cluster.id, ClusterArn: this.arn(cluster) };
+  }
+
+  private concurrencyLevel(value: unknown): number {
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 256) {
+      throw new EmrError('ValidationException', `StepConcurrencyLevel must be between 1 and 256, not ${String(value)}.`);
+    }
+    return value;
+  }
+
+  /**
+   * What EMR's bootstrap would find wrong: a script that cannot be downloaded or parsed, or an
+   * `s3://` argument that does not exist (the script's own `aws s3 cp` would fail). Absolute-path
+   * arguments of the actions that pass are taken as folders they built on every node.
+   */
+  private async bootstrap(cluster: ClusterRecord): Promise<string | undefined> {
+    for (const [i, action] of cluster.bootstrapActions.entries()) {
+      const n = i + 1;
+      const path = action.ScriptBootstrapAction?.Path ?? '';
+      const args = action.ScriptBootstrapAction?.Args ?? [];
+      const loc = /^s3:\/\/([^/]+)\/(.+)$/.exec(path);
+      if (!loc) return `bootstrap action ${n} has no s3:// path: ${path}`;
+      let script: string;
+      try {
+        const got = await this.s3.send(new GetObjectCommand({ Bucket: loc[1], Key: loc[2] }));
+        script = await got.Body!.transformToString();
+      } catch {
+        return `Master instance (i-0test) failed attempting to download bootstrap action ${n} file from S3`;
+      }
+      const syntax = spawnSync('bash', ['-n'], { input: script, encoding: 'utf8' });
+      if (syntax.status !== 0) return `bootstrap action ${n} returned a non-zero return code`;
+      for (const arg of args.filter((a) => a.startsWith('s3://'))) {
+        const m = /^s3:\/\/([^/]+)\/(.+)$/.exec(arg);
+        try {
+          await this.s3.send(new HeadObjectCommand({ Bucket: m?.[1], Key: m?.[2] }));
+        } catch {
+          return `bootstrap action ${n} returned a non-zero return code`;
+        }
+      }
+      cluster.nodeDirs.push(...args.filter((a) => a.startsWith('/')));
+    }
+    return undefined;
   }
 
   private arn(c: ClusterRecord): string {
@@ -421,13 +632,14 @@ export class EmrTestServer {
       AutoTerminate: !c.keepAlive,
       TerminationProtected: c.terminationProtected,
       VisibleToAllUsers: c.visibleToAllUsers,
-      Applications: c.applications.map((a) => ({ Name: a.Name, Version: '3.5.0' })),
+      Applications: c.applications.map((a) => ({ Name: a.Name, Version: a.Name === 'Spark' ? RELEASES[c.releaseLabel!]?.spark : undefined })),
       Tags: c.tags,
       Configurations: c.configurations,
       ServiceRole: c.serviceRole,
       NormalizedInstanceHours: 0,
       ClusterArn: this.arn(c),
-      StepConcurrencyLevel: 1,
+      StepConcurrencyLevel: c.stepConcurrencyLevel,
+      BootstrapActions: c.bootstrapActions,
     };
   }
 
@@ -451,18 +663,22 @@ export class EmrTestServer {
     for (const step of c.steps) {
       if (step.state === 'PENDING') this.endStep(step, 'CANCELLED', { Message: 'Cancelled because the cluster terminated' });
     }
-    const running = c.steps.find((s) => s.state === 'RUNNING' || s.state === 'CANCEL_PENDING');
     const finish = () => {
       c.state = finalState;
       c.ended = now();
     };
-    if (running?.pgid) {
-      running.stopAs ??= 'INTERRUPTED';
-      const done = stopGroup(running.pgid).then(() => this.later(100, finish));
-      this.track(done);
-    } else {
-      this.later(Math.min(this.clusterStartupMs, 200), finish);
+    // The nodes go away: every step process and every YARN application of the cluster with them.
+    const stopping: Promise<void>[] = [];
+    for (const step of c.steps.filter((s) => s.state === 'RUNNING' || s.state === 'CANCEL_PENDING')) {
+      step.stopAs ??= 'INTERRUPTED';
+      if (step.pgid) stopping.push(stopGroup(step.pgid));
+      step.killClient?.();
     }
+    for (const app of this.applications.values()) {
+      if (app.clusterId === c.id && app.state === 'RUNNING') stopping.push(this.killApplication(app.id));
+    }
+    if (stopping.length > 0) this.track(Promise.all(stopping).then(() => this.later(100, finish)));
+    else this.later(Math.min(this.clusterStartupMs, 200), finish);
   }
 
   // --- steps ----------------------------------------------------------------------------------
@@ -474,6 +690,12 @@ export class EmrTestServer {
   }
 
   private addSteps(cluster: ClusterRecord, steps: Json[]): string[] {
+    for (const cfg of steps) {
+      const action = (cfg.ActionOnFailure as string | undefined) ?? 'TERMINATE_CLUSTER';
+      if (cluster.stepConcurrencyLevel > 1 && FAILED_ACTION_ON_FAILURE.has(action)) {
+        throw new EmrError('ValidationException', `ActionOnFailure ${action} is not valid for a cluster whose StepConcurrencyLevel is ${cluster.stepConcurrencyLevel}: only CONTINUE is.`);
+      }
+    }
     return steps.map((cfg) => {
       const jarStep = cfg.HadoopJarStep as Json | undefined;
       if (typeof cfg.Name !== 'string' || !jarStep || typeof jarStep.Jar !== 'string') {
@@ -533,10 +755,12 @@ export class EmrTestServer {
           this.endStep(step, 'CANCELLED', { Message: 'Cancelled by user request' });
           return { StepId: id, Status: 'SUBMITTED' };
         }
-        if (step.state === 'RUNNING' && step.pgid) {
+        if (step.state === 'RUNNING' && (step.pgid || step.killClient)) {
           step.state = 'CANCEL_PENDING';
           step.stopAs = 'CANCELLED';
-          this.track(stopGroup(step.pgid));
+          // SEND_INTERRUPT stops the step's own process: in cluster mode only the YARN client.
+          if (step.pgid) this.track(stopGroup(step.pgid));
+          step.killClient?.();
           return { StepId: id, Status: 'SUBMITTED' };
         }
         return { StepId: id, Status: 'FAILED', Reason: `Step ${id} is ${step.state}; only PENDING or RUNNING steps can be cancelled.` };
@@ -549,6 +773,7 @@ export class EmrTestServer {
     step.reason = reason;
     step.ended = now();
     step.pgid = undefined;
+    step.killClient = undefined;
   }
 
   private track(p: Promise<unknown>): void {
@@ -557,23 +782,47 @@ export class EmrTestServer {
     void done.finally(() => this.running.delete(done));
   }
 
-  /** Starts the cluster's next pending step if none is running. */
+  /** Starts pending steps, in order, while fewer than the cluster's StepConcurrencyLevel run. */
   private pump(cluster: ClusterRecord): void {
     if (!['WAITING', 'RUNNING'].includes(cluster.state)) return;
-    if (cluster.steps.some((s) => s.state === 'RUNNING' || s.state === 'CANCEL_PENDING')) return;
-    const next = cluster.steps.find((s) => s.state === 'PENDING');
-    if (!next) {
+    const active = () => cluster.steps.filter((s) => s.state === 'RUNNING' || s.state === 'CANCEL_PENDING').length;
+    for (;;) {
+      const next = cluster.steps.find((s) => s.state === 'PENDING');
+      if (!next || active() >= cluster.stepConcurrencyLevel) break;
+      cluster.state = 'RUNNING';
+      next.state = 'RUNNING';
+      next.started = now();
+      cluster.maxRunningSteps = Math.max(cluster.maxRunningSteps, active());
+      this.track(this.execute(cluster, next));
+    }
+    if (active() === 0 && !cluster.steps.some((s) => s.state === 'PENDING')) {
       cluster.state = 'WAITING';
       if (!cluster.keepAlive) this.terminate(cluster, { Code: 'ALL_STEPS_COMPLETED', Message: 'Steps completed' });
-      return;
     }
-    cluster.state = 'RUNNING';
-    next.state = 'RUNNING';
-    next.started = now();
-    this.track(this.execute(cluster, next));
   }
 
-  /** Runs a step on local Spark, uploads its logs, then makes its final state visible. */
+  /** Runs a step's command in its own process group; resolves with its exit code. */
+  private runProcess(
+    command: string, args: string[], env: NodeJS.ProcessEnv, out: TailBuffer, err: TailBuffer, onStart: (pid: number | undefined) => void,
+  ): Promise<number | null> {
+    const child = spawn(command, args, {
+      detached: true, // its own process group, so stopping it stops spark-submit and its JVM together
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, SPARK_LOCAL_IP: '127.0.0.1', AWS_EC2_METADATA_DISABLED: 'true', ...env },
+    });
+    onStart(child.pid);
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    return new Promise<number | null>((resolve) => {
+      child.on('error', (e) => {
+        err.push(Buffer.from(`command-runner: ${String(e)}\n`));
+        resolve(1);
+      });
+      child.on('close', (c) => resolve(c));
+    });
+  }
+
+  /** Runs a step, makes its final state visible, then (after `logDelayMs`) uploads its logs. */
   private async execute(cluster: ClusterRecord, step: StepRecord): Promise<void> {
     const stdout = new TailBuffer(LOG_CAP_BYTES);
     const stderr = new TailBuffer(LOG_CAP_BYTES);
@@ -581,37 +830,17 @@ export class EmrTestServer {
     if (step.jar !== 'command-runner.jar' || step.args.length === 0) {
       stderr.push(Buffer.from(`the test server runs only command-runner.jar steps with a command, not ${step.jar} ${JSON.stringify(step.args)}\n`));
       code = 1;
+    } else if (step.args[0] === 'spark-submit') {
+      code = await this.sparkSubmit(cluster, step, stdout, stderr);
     } else {
-      // command-runner.jar runs any command; spark-submit is translated for local Spark.
-      const { command, args } = step.args[0] === 'spark-submit'
-        ? this.sparkSubmit(cluster, step)
-        : { command: step.args[0]!, args: step.args.slice(1) };
-      const child = spawn(command, args, {
-        detached: true, // its own process group, so cancelling stops spark-submit and its JVM together
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: {
-          ...process.env,
-          PYSPARK_PYTHON: join(this.settings.spark.venv!, 'bin', 'python'),
-          SPARK_LOCAL_IP: '127.0.0.1',
-          AWS_EC2_METADATA_DISABLED: 'true',
-        },
-      });
-      step.pgid = child.pid;
-      child.stdout.on('data', (c: Buffer) => stdout.push(c));
-      child.stderr.on('data', (c: Buffer) => stderr.push(c));
-      code = await new Promise<number | null>((resolve) => {
-        child.on('error', (err) => {
-          stderr.push(Buffer.from(`command-runner: ${String(err)}\n`));
-          resolve(1);
-        });
-        child.on('close', (c) => resolve(c));
-      });
+      // command-runner.jar runs any command as given.
+      code = await this.runProcess(step.args[0]!, step.args.slice(1), {}, stdout, stderr, (pid) => (step.pgid = pid));
       // A cancelled step is final only once every process of its group is gone.
-      if (step.stopAs && child.pid) await stopGroup(child.pid);
+      if (step.stopAs && step.pgid) await stopGroup(step.pgid);
     }
 
     const stderrBytes = stderr.toBuffer();
-    const logFile = cluster.logUri ? await this.uploadLogs(cluster, step, stdout.toBuffer(), stderrBytes) : undefined;
+    const logFile = this.stepLogUri(cluster, step, 'stderr.gz');
     if (step.stopAs) {
       this.endStep(step, step.stopAs, { Message: step.stopAs === 'CANCELLED' ? 'Cancelled by user request' : 'Interrupted: the cluster terminated' });
     } else if (code === 0) {
@@ -626,35 +855,119 @@ export class EmrTestServer {
       }
     }
     this.pump(cluster);
+    this.uploadLater(cluster, `${cluster.id}/steps/${step.id}/`, stdout.toBuffer(), stderrBytes);
   }
 
   /**
-   * The local spark-submit for a step: the cluster's `spark-defaults` first, as EMR writes them to
-   * spark-defaults.conf (so the step's own --conf wins), then the local runner's translation.
+   * Runs a spark-submit step as EMR would on this cluster: refused up front where the release's
+   * Spark or the configured Python cannot run the jobs; else on local Spark, in client deploy mode
+   * as the step's own process tree, in cluster deploy mode as a YARN application the step's client
+   * merely waits for.
    */
-  private sparkSubmit(cluster: ClusterRecord, step: StepRecord): { command: string; args: string[] } {
+  private async sparkSubmit(cluster: ClusterRecord, step: StepRecord, stdout: TailBuffer, stderr: TailBuffer): Promise<number | null> {
+    const release = RELEASES[cluster.releaseLabel!]!;
+    if (!release.spark.startsWith('4.')) {
+      stderr.push(Buffer.from(
+        `Traceback (most recent call last):\n  File "job.py", line 1, in <module>\nImportError: the jobs need Spark 4 and Python >= 3.11; ` +
+        `${cluster.releaseLabel} has Spark ${release.spark} and Python ${release.python} (EMR test server)\n`,
+      ));
+      return 1;
+    }
+    const conf = this.sparkDefaults(cluster);
+    for (let i = 0; i < step.args.length - 1; i++) {
+      if (step.args[i] === '--conf') {
+        const [k, ...v] = step.args[i + 1]!.split('=');
+        conf[k!] = v.join('=');
+      }
+    }
+    const python = conf['spark.pyspark.python'];
+    if (!python || !cluster.nodeDirs.some((d) => python.startsWith(`${d.replace(/\/+$/, '')}/`))) {
+      const why = python
+        ? `${python} does not exist on the nodes (no bootstrap action built it)`
+        : "spark.pyspark.python is not set, so the node's system Python runs the job, without the jobs' dependencies";
+      stdout.push(Buffer.from(`Traceback (most recent call last):\n  File "job.py", line 1, in <module>\nModuleNotFoundError: No module named 'jsonschema' (EMR test server: ${why})\n`));
+      stderr.push(Buffer.from(`Exception in thread "main" org.apache.spark.SparkUserAppException: User application exited with 1\n`));
+      return 1;
+    }
     const local = toLocalCommand({ name: step.name, actionOnFailure: 'CONTINUE', hadoopJarStep: { jar: 'command-runner.jar', args: step.args } }, this.settings);
-    const defaults = cluster.configurations
-      .filter((c) => c.Classification === 'spark-defaults')
-      .flatMap((c) => Object.entries(c.Properties ?? {}))
+    // The local translation's own settings (master, s3a, this machine's defaults), then the
+    // cluster's spark-defaults over them, then the step's arguments, whose --conf wins, as on EMR.
+    // Python is the stack's venv, standing in for the one the bootstrap built on the nodes.
+    const defaults = Object.entries(this.sparkDefaults(cluster))
+      .filter(([k]) => !k.startsWith('spark.pyspark.'))
       .flatMap(([k, v]) => ['--conf', `${k}=${v}`]);
-    return { command: local.command, args: [...defaults, ...local.args] };
+    const stepArgCount = step.args.length - 1 - (step.args.includes('--deploy-mode') ? 2 : 0);
+    const split = local.args.length - stepArgCount;
+    const args = [...local.args.slice(0, split), ...defaults, ...local.args.slice(split)].map((a) => (/^spark\.pyspark\.(driver\.)?python=/.test(a) ? `${a.split('=')[0]}=${this.localPython()}` : a));
+    const env = { PYSPARK_PYTHON: this.localPython() };
+    const mode = step.args[step.args.indexOf('--deploy-mode') + 1];
+    if (step.args.includes('--deploy-mode') && mode === 'cluster') return this.yarnApplication(cluster, step, local.command, args, env, stderr);
+    const code = await this.runProcess(local.command, args, env, stdout, stderr, (pid) => (step.pgid = pid));
+    if (step.stopAs && step.pgid) await stopGroup(step.pgid);
+    return code;
   }
 
-  /** Uploads `stdout.gz` and `stderr.gz` where EMR puts step logs; returns the stderr URI. */
-  private async uploadLogs(cluster: ClusterRecord, step: StepRecord, stdout: Buffer, stderr: Buffer): Promise<string | undefined> {
-    const m = /^s3[an]?:\/\/([^/]+)\/?(.*)$/.exec(cluster.logUri!);
+  private localPython(): string {
+    return join(this.settings.spark.venv!, 'bin', 'python');
+  }
+
+  private sparkDefaults(cluster: ClusterRecord): Record<string, string> {
+    return Object.assign({}, ...cluster.configurations.filter((c) => c.Classification === 'spark-defaults').map((c) => c.Properties ?? {})) as Record<string, string>;
+  }
+
+  /**
+   * Cluster deploy mode: the job runs as a YARN application in its own process group (its driver's
+   * output becomes the driver container's logs); the step is the client that reports on it. Killing
+   * the client (CancelSteps) ends the step, not the application.
+   */
+  private async yarnApplication(
+    cluster: ClusterRecord, step: StepRecord, command: string, args: string[], env: NodeJS.ProcessEnv, clientErr: TailBuffer,
+  ): Promise<number | null> {
+    const id = `application_${Date.now()}_${String(this.applications.size + 1).padStart(4, '0')}`;
+    const app: YarnApplication = { id, clusterId: cluster.id, stepId: step.id, pgid: 0, state: 'RUNNING' };
+    const out = new TailBuffer(LOG_CAP_BYTES);
+    const err = new TailBuffer(LOG_CAP_BYTES);
+    const exited = this.runProcess(command, args, env, out, err, (pid) => (app.pgid = pid ?? 0));
+    this.applications.set(id, app);
+    clientErr.push(Buffer.from(`INFO Client: Submitted application ${id}\n`));
+    const finished = exited.then((code) => {
+      if (app.state === 'RUNNING') app.state = code === 0 ? 'FINISHED' : 'FAILED';
+      this.uploadLater(cluster, `${cluster.id}/containers/${id}/container_${id.slice('application_'.length)}_01_000001/`, out.toBuffer(), err.toBuffer());
+      return code;
+    });
+    this.track(finished);
+    const clientKilled = new Promise<'killed'>((resolve) => (step.killClient = () => resolve('killed')));
+    const outcome = await Promise.race([finished, clientKilled]);
+    if (outcome === 'killed') return 143;
+    clientErr.push(Buffer.from(`INFO Client: Application report for ${id} (state: ${app.state})\n`));
+    if (outcome !== 0) clientErr.push(Buffer.from(`Exception in thread "main" org.apache.spark.SparkException: Application ${id} finished with failed status\n`));
+    return outcome;
+  }
+
+  /** `s3://…` of a step's log file, where EMR puts it (undefined without a LogUri). */
+  private stepLogUri(cluster: ClusterRecord, step: StepRecord, name: string): string | undefined {
+    const m = /^s3[an]?:\/\/([^/]+)\/?(.*)$/.exec(cluster.logUri ?? '');
     if (!m) return undefined;
+    return `s3://${m[1]}/${`${m[2]!.replace(/\/+$/, '')}/${cluster.id}/steps/${step.id}/`.replace(/^\//, '')}${name}`;
+  }
+
+  /** Uploads `stdout.gz` and `stderr.gz` to `<LogUri>/<folder>` after `logDelayMs`, as EMR's log pusher would. */
+  private uploadLater(cluster: ClusterRecord, folder: string, stdout: Buffer, stderr: Buffer): void {
+    const m = /^s3[an]?:\/\/([^/]+)\/?(.*)$/.exec(cluster.logUri ?? '');
+    if (!m || !Number.isFinite(this.logDelayMs)) return;
     const bucket = m[1]!;
-    const folder = `${m[2]!.replace(/\/+$/, '')}/${cluster.id}/steps/${step.id}/`.replace(/^\//, '');
-    try {
-      for (const [name, body] of [['stdout.gz', stdout], ['stderr.gz', stderr]] as const) {
-        await this.s3.send(new PutObjectCommand({ Bucket: bucket, Key: folder + name, Body: gzipSync(body), ContentType: 'application/gzip' }));
-      }
-    } catch (err) {
-      this.logUploadErrors.push(err);
-    }
-    return `s3://${bucket}/${folder}stderr.gz`;
+    const key = `${m[2]!.replace(/\/+$/, '')}/${folder}`.replace(/^\//, '');
+    this.later(this.logDelayMs, () => {
+      this.track((async () => {
+        try {
+          for (const [name, body] of [['stdout.gz', stdout], ['stderr.gz', stderr]] as const) {
+            await this.s3.send(new PutObjectCommand({ Bucket: bucket, Key: key + name, Body: gzipSync(body), ContentType: 'application/gzip' }));
+          }
+        } catch (err) {
+          this.logUploadErrors.push(err);
+        }
+      })());
+    });
   }
 }
 
