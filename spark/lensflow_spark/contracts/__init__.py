@@ -1,5 +1,6 @@
 """Job result contracts: JSON Schema files generated from the TypeScript zod schemas
-(`npm run contracts`), so both sides validate against one source of truth."""
+(`npm run contracts`), so both sides validate against one source of truth; and the shared facts
+(release formats, the best-point rule) exported beside them as JSON."""
 
 from __future__ import annotations
 
@@ -19,6 +20,12 @@ class ContractError(ValueError):
 def _validator(job: str) -> Draft202012Validator:
     text = resources.files(__name__).joinpath(f"{job}-result.schema.json").read_text("utf-8")
     return Draft202012Validator(json.loads(text))
+
+
+@cache
+def shared_fact(name: str) -> Any:
+    """A fact defined in `src/contracts/sharedFacts.ts`, e.g. "release-formats" or "best-point-rule"."""
+    return json.loads(resources.files(__name__).joinpath(f"{name}.json").read_text("utf-8"))
 
 
 def validate_result(job: str, doc: dict[str, Any]) -> dict[str, Any]:

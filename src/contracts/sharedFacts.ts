@@ -1,0 +1,11 @@
+/**
+ * Facts both languages need, as data: exported next to the job schemas as JSON for the Python side
+ * (`make contracts`; a jest test fails when the committed files are stale).
+ */
+import { BEST_POINT_RULE } from './bestPoint';
+import { RELEASE_FORMATS } from './releaseFormats';
+
+export const SHARED_FACTS: Record<string, unknown> = {
+  'release-formats.json': RELEASE_FORMATS,
+  'best-point-rule.json': BEST_POINT_RULE,
+};
