@@ -3,9 +3,10 @@
  * (`make contracts`; a jest test fails when the committed files are stale).
  */
 import { BEST_POINT_RULE } from './bestPoint';
-import { RELEASE_FORMATS } from './releaseFormats';
+import { CANDIDATE_DELIMITERS, RELEASE_FORMATS } from './releaseFormats';
 
 export const SHARED_FACTS: Record<string, unknown> = {
   'release-formats.json': RELEASE_FORMATS,
+  'candidate-delimiters.json': CANDIDATE_DELIMITERS,
   'best-point-rule.json': BEST_POINT_RULE,
 };
