@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { Client, Connection, ScheduleOverlapPolicy, WorkflowFailedError } from '@temporalio/client';
 import { createS3Client } from '../activities/s3Client';
 import { readRecommendations, readChampion } from '../activities/recommendationsStore';
+import { listStagedVersions } from '../activities/stageDataset';
 import { DataSource, DatasetName } from '../contracts/datasets';
 import { TrainingPipelineInput, newRunId, workflowIdFor, type PipelineProgress } from '../contracts/pipeline';
 import { RunnerSpec } from '../contracts/runner';
@@ -26,7 +27,8 @@ const USAGE = `usage: lensflow <command> [options]
   recommend <userId> [--dataset D] [--run-id ID]
                                 top movies for a user from the champion (or the given run)
   schedule create --cron EXPR [--id ID] [run options]   nightly retrains (overlap policy: skip)
-  schedule list | schedule delete <id>`;
+  schedule list | schedule delete <id>
+  datasets [--dataset D]        the staged versions of each dataset (content SHA-256, files, when)`;
 
 function parseSource(text: string): DataSource {
   if (text === 'auto' || text === 'grouplens') return { kind: text };
@@ -172,6 +174,17 @@ const commands: Record<string, (args: string[], settings: Settings) => Promise<n
     if (!runId) throw new Error(`no champion for ${values.dataset} yet: run the pipeline first, or name a run with --run-id`);
     const recs = await readRecommendations(s3, bucket, prefix, runId, userId);
     console.log(JSON.stringify({ runId, userId, recommendations: recs }, null, 2));
+    return 0;
+  },
+
+  async datasets(args, settings) {
+    const { values } = parseArgs({ args, options: { dataset: { type: 'string' } } });
+    const s3 = createS3Client(settings.s3);
+    for (const dataset of values.dataset ? [DatasetName.parse(values.dataset)] : DatasetName.options) {
+      for (const v of await listStagedVersions(s3, settings.s3.bucket, settings.s3.prefix, dataset)) {
+        console.log(JSON.stringify({ dataset, version: v.version, stagedAt: v.stagedAt, rawUri: v.rawUri, bytes: v.files.reduce((n, f) => n + f.bytes, 0) }));
+      }
+    }
     return 0;
   },
 
