@@ -1,7 +1,7 @@
 /**
- * A release with a file-level defect, run through the real worker of the local stack: the run fails
- * at staging, once (non-retryable), with the file and the fix in the failure, and nothing appears
- * under `runs/<runId>/` (nor anywhere under the prefix). No Spark step runs.
+ * Input the pipeline must refuse, run through the real worker of the local stack, before any Spark
+ * step: a release with a file-level defect fails at staging, once, with the file and the fix, and
+ * nothing appears under the prefix; a run id whose outputs came from another input is refused.
  */
 import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,6 +9,8 @@ import { join, resolve } from 'node:path';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, TemporalFailure } from '@temporalio/common';
 import { workflowIdFor } from '../src/contracts/pipeline';
+import { makeClaimRunId } from '../src/activities/runClaim';
+import { createS3Client } from '../src/activities/s3Client';
 import { trainingPipeline } from '../src/workflows';
 import { boto3Json, stackSettings, uniquePrefix } from './helpers/stack';
 
@@ -58,4 +60,30 @@ it('a header-only ratings.csv fails the run at staging, once, naming the file, w
 
   const keys = boto3Json<string[]>(settings, `print(json.dumps([o['Key'] for o in s3.list_objects_v2(Bucket='${settings.s3.bucket}', Prefix='${prefix}/').get('Contents', [])]))`);
   expect(keys).toEqual([]);
+});
+
+it('a run id that already has outputs from another input is refused before any Spark step', async () => {
+  const prefix = uniquePrefix('run-id-reuse');
+  const runId = `reused-${Date.now().toString(36)}`;
+  // The earlier run's claim, as it left it: another data version and another grid.
+  const earlier = { dataset: 'ml-100k', dataVersion: '0'.repeat(64), grid: { rank: [99] } };
+  await makeClaimRunId(createS3Client(settings.s3))({ bucket: settings.s3.bucket, prefix, runId, rerun: false, input: earlier, execution: 'earlier' });
+
+  const handle = await client.workflow.start(trainingPipeline, {
+    taskQueue: settings.temporal.taskQueue,
+    workflowId: workflowIdFor(runId),
+    args: [{ dataset: 'ml-100k', source: { kind: 'local', dir: shared }, bucket: settings.s3.bucket, prefix, runId }],
+  });
+  const cause = applicationCause(await handle.result().then(() => undefined, (e: unknown) => e));
+  expect(cause?.type).toBe('RunIdConflict');
+  expect(cause?.nonRetryable).toBe(true);
+  expect(cause?.message).toContain(`run id ${runId} already has outputs from a different input (differs in: dataVersion, grid, ranking, recommendations, seed, split;`);
+
+  const events = (await handle.fetchHistory()).events ?? [];
+  const scheduled = events.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType?.name] : []));
+  expect(scheduled).toEqual(['stageDataset', 'claimRunId']);
+  const runKeys = boto3Json<string[]>(settings, `print(json.dumps([o['Key'] for o in s3.list_objects_v2(Bucket='${settings.s3.bucket}', Prefix='${prefix}/runs/').get('Contents', [])]))`);
+  expect(runKeys).toEqual([`${prefix}/runs/${runId}/input.json`]);
+  const claim = boto3Json<{ execution: string }>(settings, `print(s3.get_object(Bucket='${settings.s3.bucket}', Key='${prefix}/runs/${runId}/input.json')['Body'].read().decode())`);
+  expect(claim.execution).toBe('earlier');
 });

@@ -84,6 +84,7 @@ function fakeActivities(rec: Recorder, overrides: Partial<Activities> = {}): Par
   let running = 0;
   return {
     stageDataset: async () => staged,
+    claimRunId: async (input) => ({ runId: input.runId, attempt: 1, resumed: false }),
     runSparkStep: (async (input: RunSparkStepInput) => {
       rec.spark.push(input);
       rec.activityIds.push(Context.current().info.activityId);

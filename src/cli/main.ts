@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { Client, Connection, ScheduleOverlapPolicy, WorkflowFailedError } from '@temporalio/client';
+import { Client, Connection, ScheduleOverlapPolicy, WorkflowFailedError, WorkflowIdConflictPolicy, WorkflowIdReusePolicy } from '@temporalio/client';
 import { createS3Client } from '../activities/s3Client';
 import { readRecommendations, readChampion } from '../activities/recommendationsStore';
 import { listStagedVersions } from '../activities/stageDataset';
@@ -18,8 +18,10 @@ import { cancelSignal, progressQuery, trainingPipeline } from '../workflows';
 const USAGE = `usage: lensflow <command> [options]
 
   run [--dataset D] [--source auto|grouplens|local:<dir>] [--run-id ID] [--grid JSON] [--split JSON]
-      [--runner local|emr:<clusterId>] [--max-concurrent N] [--no-register] [--no-wait]
-                                start trainingPipeline (waits and prints the result unless --no-wait)
+      [--runner local|emr:<clusterId>] [--max-concurrent N] [--no-register] [--no-wait] [--rerun]
+                                start trainingPipeline (waits and prints the result unless --no-wait);
+                                a run id that has outputs from another input is refused, --rerun
+                                starts a fresh attempt under it
   status <runId>                the run's status, stages finished and Web UI link
   progress <runId>              the running stage, grid points done/total, best point so far
   cancel <runId> [--reason R]   stop the run (signal); --hard uses Temporal's workflow cancellation
@@ -62,6 +64,7 @@ const RUN_OPTIONS = {
   bucket: { type: 'string' },
   prefix: { type: 'string' },
   'no-register': { type: 'boolean', default: false },
+  rerun: { type: 'boolean', default: false },
 } as const;
 
 type RunValues = { [K in keyof typeof RUN_OPTIONS]?: (typeof RUN_OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
@@ -80,6 +83,7 @@ function pipelineInput(v: RunValues, settings: Settings, runId: string | null) {
     runner: parseRunner(v.runner ?? 'local'),
     maxConcurrentSteps: v['max-concurrent'] === undefined ? undefined : Number(v['max-concurrent']),
     register: !v['no-register'],
+    rerun: v.rerun,
   });
 }
 
@@ -105,6 +109,10 @@ const commands: Record<string, (args: string[], settings: Settings) => Promise<n
       workflowId,
       args: [input],
       memo: { dataset: input.dataset },
+      // A closed run's id may start again: the run's claim then resumes it (same input), refuses
+      // it (another input) or, with --rerun, starts a fresh attempt. A running one is never doubled.
+      workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+      workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
     });
     console.error(`started ${workflowId}\nWeb UI: ${webUiLink(settings, workflowId)}`);
     if (values['no-wait']) return 0;
@@ -207,6 +215,8 @@ const commands: Record<string, (args: string[], settings: Settings) => Promise<n
           args: [input],
           memo: { dataset: input.dataset, schedule: scheduleId },
         },
+        // The server appends each action's time to the workflow id, so every scheduled run has its
+        // own run id (no id reuse to decide); Skip keeps to one run at a time.
         policies: { overlap: ScheduleOverlapPolicy.SKIP },
       });
       console.log(JSON.stringify({ scheduleId, cron: values.cron, overlap: 'SKIP' }));
