@@ -17,6 +17,7 @@ import type { RunSparkStepInput } from '../src/contracts/sparkStep';
 import type { StageDatasetResult } from '../src/contracts/stage';
 import { loadSettings } from '../src/settings';
 import { cancelSignal, progressQuery, trainingPipeline } from '../src/workflows';
+import { waitFor } from './helpers/waitFor';
 
 const settings = loadSettings();
 let nativeConnection: NativeConnection;
@@ -238,11 +239,16 @@ describe('progress and cancellation during the grid search', () => {
       const args = input();
       await withWorker(blockingGrid(rec, cancelled), async (taskQueue) => {
         const handle = await client.workflow.start(trainingPipeline, { taskQueue, workflowId: `test-${args.runId}`, args: [args] });
-        let progress = await handle.query(progressQuery);
-        for (let i = 0; i < 100 && progress.stage !== 'grid'; i++) {
-          await new Promise((r) => setTimeout(r, 100));
-          progress = await handle.query(progressQuery);
-        }
+        let last: unknown;
+        const progress = await waitFor(
+          'the progress query to answer stage "grid"',
+          async () => {
+            const p = await handle.query(progressQuery);
+            last = p;
+            return p.stage === 'grid' ? p : undefined;
+          },
+          { seen: () => last },
+        );
         expect(progress).toMatchObject({ runId: args.runId, stage: 'grid', grid: { done: 0, total: 6 }, stagesDone: ['stage', 'clean', 'split'] });
 
         if (how === 'signal') await handle.signal(cancelSignal, 'test');
