@@ -44,15 +44,28 @@ demo: up
 test: up
 	@rc=0; $(MAKE) --no-print-directory check || rc=$$?; bash $(STACK) down; exit $$rc
 
-check: typecheck lint jest pytest
+# Every suite runs even when one before it fails (a lint error must not hide a failing pytest); the
+# summary lists each suite's outcome and the exit code is non-zero when any failed.
+SUITES := typecheck lint jest pytest
+check:
+	@failed=""; for suite in $(SUITES); do \
+	  $(MAKE) --no-print-directory $$suite || failed="$$failed $$suite"; \
+	done; \
+	echo "check summary:"; for suite in $(SUITES); do \
+	  case " $$failed " in *" $$suite "*) echo "  $$suite: FAILED";; *) echo "  $$suite: passed";; esac; \
+	done; \
+	test -z "$$failed"
 
 typecheck:
 	npx tsc -p tsconfig.json --noEmit
 
+# All three linters run, whichever fails.
 lint:
-	npx eslint .
-	.lensflow/venv/bin/ruff check --config spark/pyproject.toml spark bench
-	.lensflow/venv/bin/ruff format --check --config spark/pyproject.toml spark bench
+	@rc=0; \
+	npx eslint . || rc=1; \
+	.lensflow/venv/bin/ruff check --config spark/pyproject.toml spark bench || rc=1; \
+	.lensflow/venv/bin/ruff format --check --config spark/pyproject.toml spark bench || rc=1; \
+	exit $$rc
 
 jest:
 	@$(LOCAL_ENV); npx jest

@@ -32,6 +32,7 @@ from lensflow_spark.als import (
     train_final,
 )
 from lensflow_spark.baselines import GlobalMean, MostPopular, UserItemBias
+from lensflow_spark.grid import best_row
 from lensflow_spark.metrics import ranking_metrics, rating_metrics
 from lensflow_spark.session import local_session
 from lensflow_spark.splits import official_folds
@@ -75,7 +76,7 @@ def main() -> None:
                     }
                 )
                 print(json.dumps(grid[-1]), flush=True)  # noqa: T201 - progress of a CLI benchmark
-    best = min(grid, key=lambda r: (round(r["rmse"], 12), r["rank"], -r["reg_param"]))
+    best = best_row(grid)  # the pipeline's own rule (contracts' best-point-rule.json)
     best_config = ALSConfig(rank=best["rank"], reg_param=best["reg_param"], max_iter=best["max_iter"])
 
     per_model: dict[str, list[dict]] = {

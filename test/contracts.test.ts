@@ -42,6 +42,7 @@ test('pipeline input gets defaults and run ids name the dataset and day', () => 
     runner: { kind: 'local' },
     maxConcurrentSteps: 2,
     register: true,
+    rerun: false,
   });
   expect(TrainingPipelineInput.safeParse({ bucket: 'lensflow', prefix: '/abs/', runId }).success).toBe(false);
   expect(TrainingPipelineInput.safeParse({ bucket: 'lensflow', prefix: 'p', runId, extra: 1 }).success).toBe(false);

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { stackSettings, temporalCli } from './helpers/stack';
+import { waitFor } from './helpers/waitFor';
 
 const settings = stackSettings();
 const cli = (args: string[]) => spawnSync('node', [join(__dirname, '..', 'dist', 'cli', 'main.js'), ...args], { encoding: 'utf8' });
@@ -20,13 +21,11 @@ test('a schedule created with the CLI starts a run when triggered, with overlap 
     expect(described.spec.calendars).toHaveLength(1); // the cron expression, as the server stores it
 
     temporalCli(settings, ['schedule', 'trigger', '--schedule-id', scheduleId]);
-    let started: string | undefined;
-    for (let i = 0; i < 50 && !started; i++) {
-      await new Promise((r) => setTimeout(r, 200));
-      started = (await client.schedule.getHandle(scheduleId).describe()).info.recentActions[0]?.action.workflow.workflowId;
-    }
+    const started = await waitFor('the triggered schedule to start a workflow', async () =>
+      (await client.schedule.getHandle(scheduleId).describe()).info.recentActions[0]?.action.workflow.workflowId,
+    );
     expect(started).toMatch(new RegExp(`^${scheduleId}-`));
-    const run = client.workflow.getHandle(started!);
+    const run = client.workflow.getHandle(started);
     expect((await run.describe()).type).toBe('trainingPipeline');
     await run.cancel(); // it has proved the point; do not spend a full training run on it
   } finally {

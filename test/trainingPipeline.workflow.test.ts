@@ -18,6 +18,7 @@ import type { RunSparkStepInput } from '../src/contracts/sparkStep';
 import type { StageDatasetResult } from '../src/contracts/stage';
 import { loadSettings } from '../src/settings';
 import { cancelSignal, progressQuery, trainingPipeline } from '../src/workflows';
+import { waitFor } from './helpers/waitFor';
 
 const settings = loadSettings();
 let nativeConnection: NativeConnection;
@@ -85,6 +86,7 @@ function fakeActivities(rec: Recorder, overrides: Partial<Activities> = {}): Par
   let running = 0;
   return {
     stageDataset: async () => staged,
+    claimRunId: async (input) => ({ runId: input.runId, attempt: 1, resumed: false }),
     runSparkStep: (async (input: RunSparkStepInput) => {
       rec.spark.push(input);
       rec.activityIds.push(Context.current().info.activityId);
@@ -245,11 +247,16 @@ describe('progress and cancellation during the grid search', () => {
       const args = input();
       await withWorker(blockingGrid(rec, cancelled), async (taskQueue) => {
         const handle = await client.workflow.start(trainingPipeline, { taskQueue, workflowId: `test-${args.runId}`, args: [args] });
-        let progress = await handle.query(progressQuery);
-        for (let i = 0; i < 100 && progress.stage !== 'grid'; i++) {
-          await new Promise((r) => setTimeout(r, 100));
-          progress = await handle.query(progressQuery);
-        }
+        let last: unknown;
+        const progress = await waitFor(
+          'the progress query to answer stage "grid"',
+          async () => {
+            const p = await handle.query(progressQuery);
+            last = p;
+            return p.stage === 'grid' ? p : undefined;
+          },
+          { seen: () => last },
+        );
         expect(progress).toMatchObject({ runId: args.runId, stage: 'grid', grid: { done: 0, total: 6 }, stagesDone: ['stage', 'clean', 'split'] });
 
         if (how === 'signal') await handle.signal(cancelSignal, 'test');

@@ -19,6 +19,8 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from .grid import best_row
+
 # Metrics in the order they are drawn, with whether lower is better (names as in `evaluate`).
 METRICS = {
     "rmse": ("RMSE", True),
@@ -165,11 +167,10 @@ def plot_user_activity(hist: pd.DataFrame) -> Figure:
 
 
 def best_grid_point(grid: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """The grid row with the lowest RMSE; ties go to the smaller rank, reg_param, then max_iter."""
+    """The best grid row under the contracts' best-point rule (`grid.best_row`), with plain values."""
     rows = _grid_frame(grid)
-    best = {
-        k: _plain(v) for k, v in rows.sort_values(["rmse", "rank", "reg_param", "max_iter"]).iloc[0].items()
-    }
+    records = [{k: _plain(v) for k, v in row.items()} for row in rows.to_dict("records")]
+    best = dict(best_row(records) or {})
     for key in ("rank", "max_iter"):  # a column with gaps comes back as floats
         if isinstance(best.get(key), float) and best[key].is_integer():
             best[key] = int(best[key])

@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from functools import reduce
 from operator import or_
 from types import MappingProxyType
-from typing import Literal
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -42,8 +41,8 @@ from pyspark.sql.types import StringType, StructType
 from . import columns as C
 from . import schemas
 from .features import genre_list, release_year
+from .input_files import LATEST, Encoding, check_release_file, release_format
 
-Encoding = Literal["utf-8", "latin-1"]
 Splitter = Callable[[Column], Column]
 
 _LINE = "_line"
@@ -93,6 +92,10 @@ WHOLE_STARS = RatingScale(1.0, 5.0, 1.0)
 
 def _join(folder: str, name: str) -> str:
     return folder.rstrip("/") + "/" + name
+
+
+def _encoding(dataset: str, name: str) -> Encoding:
+    return release_format(dataset, name).encoding
 
 
 def _read_lines(spark: SparkSession, path: str, encoding: Encoding, header: str | None = None) -> DataFrame:
@@ -209,21 +212,26 @@ def _canonical_movies(parsed: DataFrame, movie_id: Column, title: Column, genres
 
 def read_latest_ratings(spark: SparkSession, path: str) -> DataFrame:
     """`ratings.csv` of ml-latest-small, ml-latest, ml-20m, ml-25m as canonical raw ratings."""
-    lines = _read_lines(spark, path, "utf-8", header=schemas.LATEST_RATINGS_HEADER)
+    fmt = release_format(LATEST, "ratings.csv")
+    lines = _read_lines(spark, path, fmt.encoding, header=fmt.header)
     parsed = _parse_fields(lines, schemas.LATEST_RATINGS, _split_csv(len(schemas.LATEST_RATINGS.fields)))
     return _canonical_ratings(parsed, schemas.LATEST_RATINGS)
 
 
 def read_latest_movies(spark: SparkSession, path: str) -> DataFrame:
     """`movies.csv` of ml-latest-small, ml-latest, ml-20m, ml-25m as canonical raw movies."""
-    lines = _read_lines(spark, path, "utf-8", header=schemas.LATEST_MOVIES_HEADER)
+    fmt = release_format(LATEST, "movies.csv")
+    lines = _read_lines(spark, path, fmt.encoding, header=fmt.header)
     parsed = _parse_fields(lines, schemas.LATEST_MOVIES, _split_csv(len(schemas.LATEST_MOVIES.fields)))
     return _canonical_movies(parsed, F.col("movieId"), F.col("title"), genre_list(F.col("genres")))
 
 
 def read_ml100k_ratings(spark: SparkSession, path: str) -> DataFrame:
     """ml-100k's tab-separated `u.data` (or any of its `u*.base`/`u*.test`) as canonical raw ratings."""
-    parsed = _parse_fields(_read_lines(spark, path, "utf-8"), schemas.ML100K_RATINGS, _split_on("\t"))
+    fmt = release_format("ml-100k", "u.data")
+    parsed = _parse_fields(
+        _read_lines(spark, path, fmt.encoding), schemas.ML100K_RATINGS, _split_on(fmt.delimiter)
+    )
     return _canonical_ratings(parsed, schemas.ML100K_RATINGS)
 
 
@@ -234,7 +242,10 @@ def read_ml100k_movies(spark: SparkSession, path: str) -> DataFrame:
     flag is ml-100k's "no genre" and is left out, as `(no genres listed)` is elsewhere. A flag that
     is empty makes `genres` missing; one other than 0/1 makes the line unparseable.
     """
-    parsed = _parse_fields(_read_lines(spark, path, "latin-1"), schemas.ML100K_MOVIES, _split_on("|"))
+    fmt = release_format("ml-100k", "u.item")
+    parsed = _parse_fields(
+        _read_lines(spark, path, fmt.encoding), schemas.ML100K_MOVIES, _split_on(fmt.delimiter)
+    )
     flags = [F.col(f"genre_{i}") for i in range(len(schemas.ML100K_GENRES))]
     parsed = _flag_unparseable(parsed, reduce(or_, (~flag.isin(0, 1) for flag in flags)))
     named = F.array(
@@ -247,7 +258,10 @@ def read_ml100k_movies(spark: SparkSession, path: str) -> DataFrame:
 
 def read_dat_ratings(spark: SparkSession, path: str) -> DataFrame:
     """ml-1m / ml-10m `ratings.dat` (`UserID::MovieID::Rating::Timestamp`) as canonical raw ratings."""
-    parsed = _parse_fields(_read_lines(spark, path, "utf-8"), schemas.DAT_RATINGS, _split_on("::"))
+    fmt = release_format("ml-1m", "ratings.dat")
+    parsed = _parse_fields(
+        _read_lines(spark, path, fmt.encoding), schemas.DAT_RATINGS, _split_on(fmt.delimiter)
+    )
     return _canonical_ratings(parsed, schemas.DAT_RATINGS)
 
 
@@ -256,7 +270,8 @@ def read_dat_movies(spark: SparkSession, path: str, encoding: Encoding) -> DataF
 
     `encoding`: "latin-1" for ml-1m, "utf-8" for ml-10m.
     """
-    parsed = _parse_fields(_read_lines(spark, path, encoding), schemas.DAT_MOVIES, _split_on("::"))
+    delimiter = release_format("ml-1m", "movies.dat").delimiter
+    parsed = _parse_fields(_read_lines(spark, path, encoding), schemas.DAT_MOVIES, _split_on(delimiter))
     return _canonical_movies(parsed, F.col("MovieID"), F.col("Title"), genre_list(F.col("Genres")))
 
 
@@ -280,7 +295,9 @@ def read_ml1m(spark: SparkSession, folder: str) -> RawTables:
     """ml-1m: `::`-separated `ratings.dat` and latin-1 `movies.dat`."""
     return RawTables(
         ratings=read_dat_ratings(spark, _join(folder, "ratings.dat")),
-        movies=read_dat_movies(spark, _join(folder, "movies.dat"), "latin-1"),
+        movies=read_dat_movies(
+            spark, _join(folder, "movies.dat"), release_format("ml-1m", "movies.dat").encoding
+        ),
     )
 
 
@@ -288,7 +305,9 @@ def read_ml10m(spark: SparkSession, folder: str) -> RawTables:
     """ml-10m (the zip's `ml-10M100K/` folder): `::`-separated `ratings.dat` and UTF-8 `movies.dat`."""
     return RawTables(
         ratings=read_dat_ratings(spark, _join(folder, "ratings.dat")),
-        movies=read_dat_movies(spark, _join(folder, "movies.dat"), "utf-8"),
+        movies=read_dat_movies(
+            spark, _join(folder, "movies.dat"), release_format("ml-10m", "movies.dat").encoding
+        ),
     )
 
 
@@ -297,20 +316,33 @@ class DatasetSpec:
     """How to read one MovieLens release, and the rating scale its README documents."""
 
     read: Callable[[SparkSession, str], RawTables]
-    """Reader of the release's staged folder."""
+    """Reader of the release's staged folder; checks the files it reads first (`input_files`)."""
     scale: RatingScale
     """Allowed ratings."""
 
 
+def _checked(dataset: str, reader: Callable[[SparkSession, str], RawTables], files: tuple[str, ...]):
+    """`reader`, after a file-level check of each of `files` (a small read of their first lines)."""
+
+    def read(spark: SparkSession, folder: str) -> RawTables:
+        for name in files:
+            check_release_file(spark, dataset, name, _join(folder, name))
+        return reader(spark, folder)
+
+    return read
+
+
+_LATEST_FILES = ("ratings.csv", "movies.csv")
+_DAT_FILES = ("ratings.dat", "movies.dat")
 DATASETS: Mapping[str, DatasetSpec] = MappingProxyType(
     {
-        "ml-latest-small": DatasetSpec(read_latest, HALF_STARS),
-        "ml-latest": DatasetSpec(read_latest, HALF_STARS),
-        "ml-20m": DatasetSpec(read_latest, HALF_STARS),
-        "ml-25m": DatasetSpec(read_latest, HALF_STARS),
-        "ml-100k": DatasetSpec(read_ml100k, WHOLE_STARS),
-        "ml-1m": DatasetSpec(read_ml1m, WHOLE_STARS),
-        "ml-10m": DatasetSpec(read_ml10m, HALF_STARS),
+        "ml-latest-small": DatasetSpec(_checked("ml-latest-small", read_latest, _LATEST_FILES), HALF_STARS),
+        "ml-latest": DatasetSpec(_checked("ml-latest", read_latest, _LATEST_FILES), HALF_STARS),
+        "ml-20m": DatasetSpec(_checked("ml-20m", read_latest, _LATEST_FILES), HALF_STARS),
+        "ml-25m": DatasetSpec(_checked("ml-25m", read_latest, _LATEST_FILES), HALF_STARS),
+        "ml-100k": DatasetSpec(_checked("ml-100k", read_ml100k, ("u.data", "u.item")), WHOLE_STARS),
+        "ml-1m": DatasetSpec(_checked("ml-1m", read_ml1m, _DAT_FILES), WHOLE_STARS),
+        "ml-10m": DatasetSpec(_checked("ml-10m", read_ml10m, _DAT_FILES), HALF_STARS),
     }
 )
 """Every supported release by name (the names of the TypeScript `DatasetName` enum)."""
@@ -325,5 +357,6 @@ def dataset_spec(dataset: str) -> DatasetSpec:
 
 
 def read_dataset(spark: SparkSession, dataset: str, folder: str) -> RawTables:
-    """Reads a staged release by name as canonical raw tables; raises ValueError for an unknown name."""
+    """Reads a staged release by name as canonical raw tables, after checking its files (raises
+    `input_files.InputFileError` for a file-level defect, ValueError for an unknown name)."""
     return dataset_spec(dataset).read(spark, folder)

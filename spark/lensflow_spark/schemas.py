@@ -8,9 +8,10 @@ Timestamps are whole unix seconds (UTC) in every release; the readers turn them 
 
 from pyspark.sql.types import DoubleType, IntegerType, LongType, StringType, StructField, StructType
 
+# Delimiters, encodings, headers and column names are in the contracts (`input_files.release_files`);
+# these add the types, one field per column (a test keeps the two in step).
+
 # ml-latest-small / ml-latest / ml-20m / ml-25m: UTF-8 CSV with a header row.
-LATEST_RATINGS_HEADER = "userId,movieId,rating,timestamp"
-LATEST_MOVIES_HEADER = "movieId,title,genres"
 LATEST_RATINGS = StructType(
     [
         StructField("userId", IntegerType()),

@@ -10,6 +10,7 @@ from pyspark.sql import functions as F
 
 from lensflow_spark import columns as C
 from lensflow_spark.clean import split_triaged, triage_movies, triage_ratings
+from lensflow_spark.input_files import InputFileError
 from lensflow_spark.readers import (
     DATASETS,
     HALF_STARS,
@@ -19,6 +20,7 @@ from lensflow_spark.readers import (
     read_dataset,
     read_latest_movies,
     read_latest_ratings,
+    read_ml10m,
     read_ml100k_movies,
     read_ml100k_ratings,
 )
@@ -198,16 +200,21 @@ def test_ml1m_dat_files_split_on_double_colon_and_decode_latin1(spark, tmp_path)
     ]
 
 
-def test_ml10m_movies_dat_is_utf8_and_survives_a_stray_latin1_line(spark, tmp_path):
+def test_ml10m_movies_dat_is_utf8_and_a_stray_latin1_line_is_a_file_defect(spark, tmp_path):
+    """Bytes that are not valid in the release's encoding fail the read (issue 11); the line reader
+    itself still decodes such a line as latin-1 rather than U+FFFD, should one reach it."""
     data = (
         "73::Misérables, Les (1995)::Drama|Musical\n".encode()
         + "74::Café (1990)::(no genres listed)\n".encode("latin-1")
     )
     write(tmp_path, "ratings.dat", b"1::122::5::838985046\n")
     write(tmp_path, "movies.dat", data)
-    tables = read_dataset(spark, "ml-10m", str(tmp_path))
+    with pytest.raises(
+        InputFileError, match=r"^InvalidEncoding: .*/movies\.dat: its first lines are not valid UTF-8"
+    ):
+        read_dataset(spark, "ml-10m", str(tmp_path))
 
-    assert movies_rows(tables.movies) == [
+    assert movies_rows(read_ml10m(spark, str(tmp_path)).movies) == [
         (73, "Misérables, Les (1995)", 1995, ["Drama", "Musical"], None),
         (74, "Café (1990)", 1990, [], None),
     ]

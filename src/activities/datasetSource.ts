@@ -13,6 +13,7 @@ import * as yauzl from 'yauzl';
 import type { DataSource, DatasetName } from '../contracts/datasets';
 import type { Settings } from '../settings';
 import { DATASETS, type DatasetSpec } from './datasetCatalog';
+import { fileDefect } from './inputFiles';
 
 /** A folder holding every file of the dataset, and a phrase saying where it came from. */
 export interface ResolvedDataset {
@@ -93,14 +94,24 @@ async function downloadDataset(dataset: DatasetName, data: Settings['data']): Pr
   if (missingFiles(extracted, dataset).length > 0) {
     const staging = `${extracted}.partial-${process.pid}`;
     await rm(staging, { recursive: true, force: true });
-    await extractZip(zipPath, `${spec.archiveFolder}/`, staging);
+    await extractZip(zipPath, `${spec.archiveFolder}/`, staging).catch(async (err: unknown) => {
+      // The checksum matched, so the archive is as published; what fails here is the archive itself.
+      await rm(staging, { recursive: true, force: true });
+      await rm(zipPath, { force: true });
+      throw fileDefect(
+        'CorruptArchive',
+        `${spec.archive} (${url})`,
+        `the archive cannot be extracted (${err instanceof Error ? err.message : String(err)}); it was discarded`,
+        `Fix: retry later, or put ${dataset}/ as GroupLens ships it in LENSFLOW_DATA_DIR.`,
+      );
+    });
     await rm(extracted, { recursive: true, force: true });
     await mkdir(join(extracted, '..'), { recursive: true });
     await rename(staging, extracted);
   }
   const missing = missingFiles(extracted, dataset);
   if (missing.length > 0) {
-    throw ApplicationFailure.nonRetryable(`${spec.archive} lacks ${missing.join(', ')}`, 'DatasetNotFound');
+    throw fileDefect('CorruptArchive', `${spec.archive} (${url})`, `the archive lacks ${spec.archiveFolder}/${missing.join(', ')}`, 'Fix: put the release as GroupLens ships it in LENSFLOW_DATA_DIR.');
   }
   return { dir: extracted, origin: `verified download of ${url}` };
 }

@@ -10,6 +10,7 @@ import { createEmrClient, createEmrRunner } from './emrRunner';
 import { publishJobPackage } from './jobPackage';
 import { createLocalRunner } from './localSparkRunner';
 import { makeRegisterModel } from './registry';
+import { makeClaimRunId } from './runClaim';
 import { makeRunSparkStep } from './runSparkStep';
 import { createS3Client } from './s3Client';
 import type { SparkStepRunner } from './sparkRunner';
@@ -42,6 +43,7 @@ export function createActivities(settings: Settings, temporal: Client) {
   };
   return {
     stageDataset: makeStageDataset(s3, settings.data),
+    claimRunId: makeClaimRunId(s3),
     runSparkStep: makeRunSparkStep(s3, settings, runnerFor),
     registerModel: makeRegisterModel(s3),
     requestCancellation: makeRequestCancellation(temporal),

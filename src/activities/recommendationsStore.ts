@@ -1,15 +1,15 @@
 /**
  * Reading what the pipeline published for lookups: the dataset's current champion and a user's
- * recommendations. The `recommend` job writes them as JSON shards of 1,000 users each,
- * `runs/<runId>/recommendations/json/users-<userId div 1000>.json` = { "<userId>": [...] }.
+ * recommendations, from the shards the `recommend` job writes (`contracts/recommendations`) in the
+ * run's folder (`runLayout`).
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
 import type { DatasetName } from '../contracts/datasets';
+import { runLayout } from '../contracts/pipeline';
+import { recommendationShard } from '../contracts/recommendations';
 import { ModelEntry } from '../contracts/registry';
 import { getObjectText } from './s3Client';
-
-export const USERS_PER_SHARD = 1000;
 
 export const Recommendation = z.object({ movieId: z.number().int(), title: z.string().nullable(), genres: z.array(z.string()), score: z.number() });
 export type Recommendation = z.infer<typeof Recommendation>;
@@ -26,7 +26,7 @@ export async function readChampion(s3: S3Client, bucket: string, prefix: string,
 
 /** A user's recommendations from a run; an error names the run and user when there are none. */
 export async function readRecommendations(s3: S3Client, bucket: string, prefix: string, runId: string, userId: number): Promise<Recommendation[]> {
-  const key = `${prefix}/runs/${runId}/recommendations/json/users-${Math.floor(userId / USERS_PER_SHARD)}.json`;
+  const key = recommendationShard(runLayout(bucket, prefix, runId).recommendationsUri, userId).slice(`s3://${bucket}/`.length);
   const text = (await getObjectText(s3, bucket, key))?.text;
   const recs = text === undefined ? undefined : (JSON.parse(text) as Record<string, unknown>)[String(userId)];
   if (recs === undefined) throw new Error(`run ${runId} has no recommendations for user ${userId} (looked in s3://${bucket}/${key})`);

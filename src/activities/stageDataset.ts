@@ -1,20 +1,27 @@
 /**
- * Activity `stageDataset`: puts a MovieLens release under `s3://<bucket>/<prefix>/raw/<dataset>/`.
+ * Activity `stageDataset`: puts a MovieLens release under the content-addressed version
+ * `s3://<bucket>/<prefix>/raw/<dataset>/<version>/`, where the version is the SHA-256 over the
+ * files' names and checksums. A refreshed release (GroupLens regenerates ml-latest) is staged beside
+ * the old one; a run reads exactly the version it staged, and the registry keys metrics by it.
  *
- * Idempotent and non-destructive: each object carries its SHA-256 in metadata; the same content is
- * skipped, different content under an existing key is refused (never overwritten), and new objects
- * are written with `If-None-Match: *` so two concurrent stagers cannot clobber each other.
+ * Every file is checked (`inputFiles`) before the first upload, so a defective release publishes
+ * nothing. Idempotent and non-destructive: each object carries its SHA-256 in metadata; the same
+ * content is skipped, different content under an existing key is refused (never overwritten), and
+ * new objects are written with `If-None-Match: *` so two concurrent stagers cannot clobber each
+ * other. `manifest.json` is written last: a version that has it is complete.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { Readable } from 'node:stream';
+import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
-import { StageDatasetInput, type StageDatasetResult } from '../contracts/stage';
+import type { DatasetName } from '../contracts/datasets';
+import { StageDatasetInput, type StageDatasetResult, StagedVersion } from '../contracts/stage';
 import type { Settings } from '../settings';
 import { DATASETS } from './datasetCatalog';
-import { hashFile, resolveDataset } from './datasetSource';
+import { resolveDataset } from './datasetSource';
+import { inspectFile } from './inputFiles';
 import { isNotFound } from './s3Client';
 
 const SHA_META = 'sha256';
@@ -24,19 +31,59 @@ export function makeStageDataset(s3: S3Client, data: Settings['data']) {
   return async function stageDataset(rawInput: StageDatasetInput): Promise<StageDatasetResult> {
     const input = StageDatasetInput.parse(rawInput);
     const { dir, origin } = await resolveDataset(input.dataset, input.source, data);
-    const folderKey = `${input.prefix}/raw/${input.dataset}/`;
-    const files: StageDatasetResult['files'] = [];
-    for (const name of DATASETS[input.dataset].files) {
-      const path = join(dir, name);
-      const key = folderKey + name;
-      const [sha256, { size }] = await Promise.all([hashFile(path), stat(path)]);
-      const action = await putIfAbsent(s3, input.bucket, key, path, size, sha256);
-      files.push({ name, uri: `s3://${input.bucket}/${key}`, bytes: size, sha256, action });
-    }
+    const names = DATASETS[input.dataset].files;
+    const inspected: { sha256: string; bytes: number }[] = [];
+    for (const name of names) inspected.push(await inspectFile(input.dataset, name, join(dir, name), `${input.dataset}/${name} (${origin})`));
     const content = createHash('sha256');
-    for (const f of files) content.update(`${f.name}\0${f.sha256}\n`);
-    return { dataset: input.dataset, rawUri: `s3://${input.bucket}/${folderKey}`, origin, files, contentSha256: content.digest('hex') };
+    names.forEach((name, i) => content.update(`${name}\0${inspected[i]!.sha256}\n`));
+    const version = content.digest('hex');
+    const folderKey = `${stagedVersionsKey(input.prefix, input.dataset)}${version}/`;
+    const files: StageDatasetResult['files'] = [];
+    for (const [i, name] of names.entries()) {
+      const key = folderKey + name;
+      const { sha256, bytes } = inspected[i]!;
+      const action = await putIfAbsent(s3, input.bucket, key, () => createReadStream(join(dir, name)), bytes, sha256);
+      files.push({ name, uri: `s3://${input.bucket}/${key}`, bytes, sha256, action });
+    }
+    const rawUri = `s3://${input.bucket}/${folderKey}`;
+    // Deterministic (no time, no origin), so re-staging the same version finds it unchanged.
+    const manifest = Buffer.from(JSON.stringify(StagedVersion.parse({ dataset: input.dataset, version, rawUri, files: files.map(({ action: _, ...f }) => f) }), null, 2));
+    const manifestSha = createHash('sha256').update(manifest).digest('hex');
+    await putIfAbsent(s3, input.bucket, folderKey + MANIFEST, () => manifest, manifest.length, manifestSha);
+    return { dataset: input.dataset, rawUri, origin, files, contentSha256: version };
   };
+}
+
+const MANIFEST = 'manifest.json';
+
+/** A staged version as listed: its manifest and when it was staged. */
+export type ListedVersion = StagedVersion & { stagedAt: string };
+
+/** Key prefix under which a dataset's staged versions lie, one folder each. */
+export function stagedVersionsKey(prefix: string, dataset: string): string {
+  return `${prefix}/raw/${dataset}/`;
+}
+
+/** Every complete staged version of a dataset (those with a manifest), oldest first. */
+export async function listStagedVersions(s3: S3Client, bucket: string, prefix: string, dataset: DatasetName): Promise<ListedVersion[]> {
+  const versions: ListedVersion[] = [];
+  let token: string | undefined;
+  do {
+    const page = await s3.send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: stagedVersionsKey(prefix, dataset), Delimiter: '/', ContinuationToken: token }),
+    );
+    for (const { Prefix: folder } of page.CommonPrefixes ?? []) {
+      const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: `${folder}${MANIFEST}` })).catch((err: unknown) => {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      });
+      if (!got) continue; // a version still being staged, or files from before versioning
+      const manifest = StagedVersion.parse(JSON.parse(await got.Body!.transformToString('utf8')));
+      versions.push({ ...manifest, stagedAt: (got.LastModified ?? new Date(0)).toISOString() });
+    }
+    token = page.NextContinuationToken;
+  } while (token);
+  return versions.sort((a, b) => a.stagedAt.localeCompare(b.stagedAt));
 }
 
 async function existingSha(s3: S3Client, bucket: string, key: string): Promise<string | null | undefined> {
@@ -62,7 +109,7 @@ async function putIfAbsent(
   s3: S3Client,
   bucket: string,
   key: string,
-  path: string,
+  body: () => Readable | Buffer,
   size: number,
   sha256: string,
 ): Promise<'uploaded' | 'unchanged'> {
@@ -74,7 +121,7 @@ async function putIfAbsent(
       new PutObjectCommand({
         Bucket: bucket,
         Key: key,
-        Body: createReadStream(path),
+        Body: body(),
         ContentLength: size,
         Metadata: { [SHA_META]: sha256 },
         IfNoneMatch: '*',

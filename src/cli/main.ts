@@ -6,9 +6,10 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { Client, Connection, ScheduleOverlapPolicy, WorkflowFailedError } from '@temporalio/client';
+import { Client, Connection, ScheduleOverlapPolicy, WorkflowFailedError, WorkflowIdConflictPolicy, WorkflowIdReusePolicy } from '@temporalio/client';
 import { createS3Client } from '../activities/s3Client';
 import { readRecommendations, readChampion } from '../activities/recommendationsStore';
+import { listStagedVersions } from '../activities/stageDataset';
 import { DataSource, DatasetName } from '../contracts/datasets';
 import { TrainingPipelineInput, newRunId, workflowIdFor, type PipelineProgress } from '../contracts/pipeline';
 import { RunnerSpec } from '../contracts/runner';
@@ -18,8 +19,10 @@ import { cancelSignal, progressQuery, trainingPipeline } from '../workflows';
 const USAGE = `usage: lensflow <command> [options]
 
   run [--dataset D] [--source auto|grouplens|local:<dir>] [--run-id ID] [--grid JSON] [--split JSON]
-      [--runner local|emr:<clusterId>|emr-transient:<spec.json>] [--max-concurrent N] [--no-register] [--no-wait]
-                                start trainingPipeline (waits and prints the result unless --no-wait)
+      [--runner local|emr:<clusterId>|emr-transient:<spec.json>] [--max-concurrent N] [--no-register] [--no-wait] [--rerun]
+                                start trainingPipeline (waits and prints the result unless --no-wait);
+                                a run id that has outputs from another input is refused, --rerun
+                                starts a fresh attempt under it
   status <runId>                the run's status, stages finished and Web UI link
   progress <runId>              the running stage, grid points done/total, best point so far
   cancel <runId> [--reason R]   stop the run (signal); --hard uses Temporal's workflow cancellation
@@ -27,7 +30,8 @@ const USAGE = `usage: lensflow <command> [options]
   recommend <userId> [--dataset D] [--run-id ID]
                                 top movies for a user from the champion (or the given run)
   schedule create --cron EXPR [--id ID] [run options]   nightly retrains (overlap policy: skip)
-  schedule list | schedule delete <id>`;
+  schedule list | schedule delete <id>
+  datasets [--dataset D]        the staged versions of each dataset (content SHA-256, files, when)`;
 
 function parseSource(text: string): DataSource {
   if (text === 'auto' || text === 'grouplens') return { kind: text };
@@ -63,6 +67,7 @@ const RUN_OPTIONS = {
   bucket: { type: 'string' },
   prefix: { type: 'string' },
   'no-register': { type: 'boolean', default: false },
+  rerun: { type: 'boolean', default: false },
 } as const;
 
 type RunValues = { [K in keyof typeof RUN_OPTIONS]?: (typeof RUN_OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
@@ -81,6 +86,7 @@ function pipelineInput(v: RunValues, settings: Settings, runId: string | null) {
     runner: parseRunner(v.runner ?? 'local'),
     maxConcurrentSteps: v['max-concurrent'] === undefined ? undefined : Number(v['max-concurrent']),
     register: !v['no-register'],
+    rerun: v.rerun,
   });
 }
 
@@ -106,6 +112,10 @@ const commands: Record<string, (args: string[], settings: Settings) => Promise<n
       workflowId,
       args: [input],
       memo: { dataset: input.dataset },
+      // A closed run's id may start again: the run's claim then resumes it (same input), refuses
+      // it (another input) or, with --rerun, starts a fresh attempt. A running one is never doubled.
+      workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+      workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
     });
     console.error(`started ${workflowId}\nWeb UI: ${webUiLink(settings, workflowId)}`);
     if (values['no-wait']) return 0;
@@ -178,6 +188,17 @@ const commands: Record<string, (args: string[], settings: Settings) => Promise<n
     return 0;
   },
 
+  async datasets(args, settings) {
+    const { values } = parseArgs({ args, options: { dataset: { type: 'string' } } });
+    const s3 = createS3Client(settings.s3);
+    for (const dataset of values.dataset ? [DatasetName.parse(values.dataset)] : DatasetName.options) {
+      for (const v of await listStagedVersions(s3, settings.s3.bucket, settings.s3.prefix, dataset)) {
+        console.log(JSON.stringify({ dataset, version: v.version, stagedAt: v.stagedAt, rawUri: v.rawUri, bytes: v.files.reduce((n, f) => n + f.bytes, 0) }));
+      }
+    }
+    return 0;
+  },
+
   async schedule(args, settings) {
     const [sub, ...rest] = args;
     const client = await connect(settings);
@@ -197,6 +218,8 @@ const commands: Record<string, (args: string[], settings: Settings) => Promise<n
           args: [input],
           memo: { dataset: input.dataset, schedule: scheduleId },
         },
+        // The server appends each action's time to the workflow id, so every scheduled run has its
+        // own run id (no id reuse to decide); Skip keeps to one run at a time.
         policies: { overlap: ScheduleOverlapPolicy.SKIP },
       });
       console.log(JSON.stringify({ scheduleId, cron: values.cron, overlap: 'SKIP' }));

@@ -1,5 +1,5 @@
 /**
- * Writes the job input and result contracts as JSON Schema files for the Python side.
+ * Writes the job input and result contracts as JSON Schema files, and the shared facts as JSON, for the Python side.
  * Run with `npm run contracts`; a jest test fails when the committed files are stale.
  */
 import { writeFileSync } from 'node:fs';
@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { JobInputs } from './jobInputs';
 import { JobResults } from './jobResults';
+import { SHARED_FACTS } from './sharedFacts';
 
 export const SCHEMA_DIR = join(__dirname, '..', '..', 'spark', 'lensflow_spark', 'contracts');
 
@@ -16,6 +17,7 @@ export function renderSchemas(): Record<string, string> {
   const render = (schema: z.ZodType) => JSON.stringify(z.toJSONSchema(schema, { target: 'draft-2020-12' }), null, 2) + '\n';
   for (const [job, schema] of Object.entries(JobResults)) out[`${job}-result.schema.json`] = render(schema);
   for (const [job, schema] of Object.entries(JobInputs)) out[`${job}-input.schema.json`] = render(schema);
+  for (const [file, fact] of Object.entries(SHARED_FACTS)) out[file] = JSON.stringify(fact, null, 2) + '\n';
   return out;
 }
 

@@ -29,6 +29,11 @@ export const TrainingPipelineInput = z
     maxConcurrentSteps: z.number().int().min(1).max(64).default(2),
     /** Compare with the champion in the registry and promote when better. */
     register: z.boolean().default(true),
+    /**
+     * A run id whose outputs came from another input is refused; with `rerun` the run starts a
+     * fresh attempt, `<runId>.attempt-<n>`, instead of resuming or being refused.
+     */
+    rerun: z.boolean().default(false),
   })
   .strict();
 export type TrainingPipelineInput = z.input<typeof TrainingPipelineInput>;
@@ -85,6 +90,8 @@ export function runLayout(bucket: string, prefix: string, runId: string) {
   const runUri = `s3://${bucket}/${prefix}/runs/${runId}/`;
   return {
     runUri,
+    /** The input the run id was claimed for (`claimRunId`), written before any stage output. */
+    inputUri: `${runUri}input.json`,
     processedUri: `${runUri}processed/`,
     foldsUri: `${runUri}folds/`,
     modelUri: `${runUri}model/`,

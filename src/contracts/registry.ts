@@ -12,7 +12,7 @@ export const ModelEntry = z.object({
   dataset: DatasetName,
   /** Canonical JSON of the split protocol and ranking settings the metrics were measured under. */
   protocolKey: z.string(),
-  /** SHA-256 over the staged files' checksums: the exact data the metrics were measured on. */
+  /** The staged version (`raw/<dataset>/<version>/`, a SHA-256 over the files' checksums): the exact data the metrics were measured on. */
   dataKey: z.string(),
   point: AlsPoint,
   metrics: ModelMetrics,

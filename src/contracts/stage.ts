@@ -26,7 +26,19 @@ export const StageDatasetResult = z.object({
   /** Where the files came from: a local folder or the verified download. */
   origin: z.string(),
   files: z.array(StagedFile),
-  /** SHA-256 over the files' names and checksums: identifies the exact data staged. */
+  /**
+   * SHA-256 over the files' names and checksums: the staged version. `rawUri` ends in it, and the
+   * registry compares metrics only within one.
+   */
   contentSha256: z.string().regex(/^[0-9a-f]{64}$/),
 });
 export type StageDatasetResult = z.infer<typeof StageDatasetResult>;
+
+/** `manifest.json` of a staged version, written after its files: a version that has one is complete. */
+export const StagedVersion = z.object({
+  dataset: DatasetName,
+  version: z.string().regex(/^[0-9a-f]{64}$/),
+  rawUri: S3Uri,
+  files: z.array(StagedFile.omit({ action: true })),
+});
+export type StagedVersion = z.infer<typeof StagedVersion>;

@@ -1,5 +1,6 @@
 /** The hyperparameter grid: expansion, activity ids, and the deterministic choice of the best point. */
 import type { AlsGrid, AlsPoint } from '../contracts/experiment';
+import { BEST_POINT_RULE } from '../contracts/bestPoint';
 import type { GridRow } from '../contracts/pipeline';
 
 /** The cartesian product of the grid's lists, in a stable order (rank, regParam, maxIter, alpha). */
@@ -19,18 +20,22 @@ export function gridActivityId(index: number, p: AlsPoint): string {
   return `grid-${String(index).padStart(3, '0')}-rank${p.rank}-reg${p.regParam}-iter${p.maxIter}${alpha}`;
 }
 
+/** True when `a` beats `b` under the best-point rule (lower RMSE beyond the tolerance, then the tie-break keys). */
+function beats(a: GridRow, b: GridRow): boolean {
+  if (Math.abs(a.rmse - b.rmse) > BEST_POINT_RULE.tolerance) return a.rmse < b.rmse;
+  for (const { field, order } of BEST_POINT_RULE.tieBreak) {
+    const d = a.point[field] - b.point[field];
+    if (d !== 0) return order === 'asc' ? d < 0 : d > 0;
+  }
+  return false;
+}
+
 /**
- * The best row: lowest mean CV RMSE; ties (within 1e-12) go to the simpler model — smaller rank,
- * then larger regParam, then fewer iterations — and finally to the lower grid index.
+ * The best row under `BEST_POINT_RULE`. A scan in grid order that keeps a row only when a later
+ * one beats it: the same steps as the Python side's, so both pick the same row (a sort with a
+ * tolerance is not a total order).
  */
 export function bestRow(rows: readonly GridRow[]): GridRow | null {
-  const sorted = [...rows].sort(
-    (a, b) =>
-      (Math.abs(a.rmse - b.rmse) > 1e-12 ? a.rmse - b.rmse : 0) ||
-      a.point.rank - b.point.rank ||
-      b.point.regParam - a.point.regParam ||
-      a.point.maxIter - b.point.maxIter ||
-      a.index - b.index,
-  );
-  return sorted[0] ?? null;
+  const inOrder = [...rows].sort((a, b) => a.index - b.index);
+  return inOrder.reduce<GridRow | null>((best, row) => (best === null || beats(row, best) ? row : best), null);
 }

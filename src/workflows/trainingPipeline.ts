@@ -11,6 +11,7 @@ import {
   defineQuery,
   defineSignal,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   upsertMemo,
@@ -32,6 +33,7 @@ import {
   type TrainingPipelineConfig,
   type TrainingPipelineResult,
 } from '../contracts/pipeline';
+import { runIdentity } from '../contracts/runClaim';
 import type { RunnerSpec } from '../contracts/runner';
 import { bestRow, expandGrid, gridActivityId } from './grid';
 import { limiter } from './limiter';
@@ -139,7 +141,7 @@ async function runStages(
   progress: PipelineProgress,
   stages: TrainingPipelineResult['stages'],
 ): Promise<TrainingPipelineResult> {
-  const layout = runLayout(config.bucket, config.prefix, runId);
+  let layout = runLayout(config.bucket, config.prefix, runId);
   const runner: RunnerSpec = config.runner;
   const limit = limiter(config.maxConcurrentSteps);
 
@@ -174,6 +176,21 @@ async function runStages(
     () => stagingActivities.stageDataset({ dataset: config.dataset, source: config.source, bucket: config.bucket, prefix: config.prefix }),
     (s) => s.files.every((f) => f.action === 'unchanged'),
   );
+
+  // Bind the run id to this input before anything is written under it: another input is refused,
+  // the same one resumes, a rerun gets a fresh attempt. (Histories from before have no claim.)
+  if (patched('claim-run-id')) {
+    const claim = await stagingActivities.claimRunId({
+      bucket: config.bucket,
+      prefix: config.prefix,
+      runId,
+      rerun: config.rerun,
+      input: runIdentity(config, staged.contentSha256),
+      execution: workflowInfo().runId,
+    });
+    runId = progress.runId = claim.runId;
+    layout = runLayout(config.bucket, config.prefix, runId);
+  }
 
   const clean = await timed(
     'clean',

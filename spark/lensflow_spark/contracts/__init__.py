@@ -1,5 +1,6 @@
 """Job input and result contracts: JSON Schema files generated from the TypeScript zod schemas
-(`make contracts`), so both sides validate against one source of truth."""
+(`make contracts`), so both sides validate against one source of truth; and the shared facts
+(release formats, the best-point rule) exported beside them as JSON."""
 
 from __future__ import annotations
 
@@ -32,6 +33,12 @@ def _validate(job: str, kind: str, doc: dict[str, Any]) -> dict[str, Any]:
 def validate_input(job: str, doc: dict[str, Any]) -> dict[str, Any]:
     """Returns `doc` if it matches the job's input schema; raises ContractError listing every problem."""
     return _validate(job, "input", doc)
+
+
+@cache
+def shared_fact(name: str) -> Any:
+    """A fact defined in `src/contracts/sharedFacts.ts`, e.g. "release-formats" or "best-point-rule"."""
+    return json.loads(resources.files(__name__).joinpath(f"{name}.json").read_text("utf-8"))
 
 
 def validate_result(job: str, doc: dict[str, Any]) -> dict[str, Any]:

@@ -19,9 +19,11 @@ from pyspark.sql.window import Window
 from .. import columns as C
 from .. import tables
 from ..als import load_model, movie_popularity, recommend_for_users
+from ..contracts import shared_fact
 from ..storage import write_json
 
-USERS_PER_SHARD = 1000  # matches src/activities/recommendationsStore.ts
+# Read back by `lensflow recommend`; the size is defined in src/contracts/recommendations.ts.
+USERS_PER_SHARD: int = shared_fact("recommendation-shards")["usersPerShard"]
 SIMILAR_FOR = 2000  # similar movies for this many most-rated movies, unless the input says
 
 

@@ -1,0 +1,46 @@
+"""The best grid point under the rule the contracts define (`best-point-rule.json`), the same one
+the workflow uses to pick the point it trains and registers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .contracts import shared_fact
+
+
+def _snake(name: str) -> str:
+    """The rule names point fields as the contracts do (regParam); flat grid rows use reg_param."""
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()
+
+
+def beats(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """True when row `a` is better than row `b`: lower RMSE beyond the tolerance, then the tie-break keys."""
+    rule = shared_fact("best-point-rule")
+    metric = rule["metric"]
+    if abs(a[metric] - b[metric]) > rule["tolerance"]:
+        return a[metric] < b[metric]
+    for key in rule["tieBreak"]:
+        field = _snake(key["field"])
+        x, y = a.get(field), b.get(field)
+        if x is None or y is None or x == y:
+            continue
+        return x < y if key["order"] == "asc" else x > y
+    return False
+
+
+def best_row(rows: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The best of flat grid rows ({"rank", "reg_param", "max_iter", "rmse", ...}) in grid order.
+
+    A scan that keeps a row until a later one beats it, step for step as `bestRow` in
+    `src/workflows/grid.ts`: with a tolerance there is no total order to sort by, and this way both
+    languages pick the same row. Rows without an rmse (failed points) are skipped.
+    """
+    best: Mapping[str, Any] | None = None
+    for row in rows:
+        if row.get("rmse") is None:
+            continue
+        if best is None or beats(row, best):
+            best = row
+    return best

@@ -1,0 +1,14 @@
+/**
+ * Facts both languages need, as data: exported next to the job schemas as JSON for the Python side
+ * (`make contracts`; a jest test fails when the committed files are stale).
+ */
+import { BEST_POINT_RULE } from './bestPoint';
+import { RECOMMENDATION_SHARDS } from './recommendations';
+import { CANDIDATE_DELIMITERS, RELEASE_FORMATS } from './releaseFormats';
+
+export const SHARED_FACTS: Record<string, unknown> = {
+  'release-formats.json': RELEASE_FORMATS,
+  'candidate-delimiters.json': CANDIDATE_DELIMITERS,
+  'best-point-rule.json': BEST_POINT_RULE,
+  'recommendation-shards.json': RECOMMENDATION_SHARDS,
+};
