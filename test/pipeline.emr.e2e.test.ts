@@ -7,7 +7,7 @@
  * throttling S3: it must complete with exactly the EMR run's outputs (the jobs are seeded).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { TrainingPipelineResult } from '../src/contracts/pipeline';
+import type { PipelineSummary } from '../src/contracts/summary';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
@@ -45,7 +45,7 @@ afterAll(async () => {
   await client.connection.close();
 });
 
-let emrResult: TrainingPipelineResult | undefined;
+let emrResult: PipelineSummary | undefined;
 
 /** Activity id -> the attempt it finished on, from the recorded history. */
 function attempts(workflowId: string): Record<string, number> {

@@ -9,6 +9,7 @@ import { createTransientCluster, terminateCluster } from './emrCluster';
 import { createEmrClient, createEmrRunner } from './emrRunner';
 import { createLocalRunner } from './localSparkRunner';
 import { makeRegisterModel } from './registry';
+import { makeWriteResultDocument } from './resultDocument';
 import { makeRunSparkStep } from './runSparkStep';
 import { createS3Client } from './s3Client';
 import type { SparkStepRunner } from './sparkRunner';
@@ -39,6 +40,7 @@ export function createActivities(settings: Settings, temporal: Client) {
     stageDataset: makeStageDataset(s3, settings.data),
     runSparkStep: makeRunSparkStep(s3, settings, runnerFor),
     registerModel: makeRegisterModel(s3),
+    writeResultDocument: makeWriteResultDocument(s3),
     requestCancellation: makeRequestCancellation(temporal),
     /** Creates (or, on a retry, finds by its run tag) the run's transient EMR cluster. */
     async createEmrCluster(input: { runId: string; spec: z.input<typeof EmrTransientSpec> }) {
