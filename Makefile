@@ -3,6 +3,8 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
 export AWS_EC2_METADATA_DISABLED := true
+# Node 22 LTS from npm's `node` package (package.json pins it): every node, npx and the worker use it.
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 STACK := setup/stack.sh
 LOCAL_ENV := set -a; . .lensflow/local.env; set +a
