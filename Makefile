@@ -11,7 +11,7 @@ LOCAL_ENV := set -a; . .lensflow/local.env; set +a
 TS_SOURCES := $(shell find src -name '*.ts') tsconfig.json tsconfig.build.json package-lock.json
 PY_PACKAGE := $(shell find spark/lensflow_spark -name '*.py' -o -name '*.json')
 
-.PHONY: help setup build up down status demo test check typecheck lint jest pytest contracts clean
+.PHONY: help setup build up down status demo test check typecheck lint jest pytest contracts diagram clean
 
 help:
 	@echo "make demo   - install what is missing, start the local stack, run the pipeline, print the result"
@@ -64,6 +64,10 @@ pytest:
 
 contracts:
 	npx tsc -p tsconfig.build.json && node dist/contracts/exportSchemas.js
+
+# The README's architecture diagram, from its Graphviz source (graphviz comes from Debian via setup).
+diagram:
+	dot -Tpng -Gdpi=110 resources/architecture.dot -o resources/architecture_diagram.png
 
 clean:
 	rm -rf dist
