@@ -12,7 +12,7 @@ import { createS3Client, getObjectText } from '../activities/s3Client';
 import { readRecommendations, readChampion } from '../activities/recommendationsStore';
 import { readResultDocument } from '../activities/resultDocument';
 import { DataSource, DatasetName } from '../contracts/datasets';
-import { TrainingPipelineInput, newRunId, workflowIdFor, type PipelineProgress } from '../contracts/pipeline';
+import { TrainingPipelineInput, newRunId, runIdFromWorkflowId, workflowIdFor, type PipelineProgress } from '../contracts/pipeline';
 import { RunnerSpec } from '../contracts/runner';
 import { parseS3Uri } from '../contracts/s3';
 import { PipelineSummary } from '../contracts/summary';
@@ -110,7 +110,7 @@ async function awaitRun(handle: WorkflowHandle<typeof trainingPipeline>, setting
   } catch (err) {
     if (!(err instanceof WorkflowFailedError)) throw err;
     const cause = rootCause(err);
-    console.error(`run ${handle.workflowId} did not complete: ${cause.message}`);
+    console.error(`run ${runIdFromWorkflowId(handle.workflowId)} did not complete: ${cause.message}`);
     console.error(`  root cause: ${cause.type}${cause.activity ? ` in activity ${cause.activity}` : ''}`);
     console.error(`Web UI: ${webUi}`);
     return 1;
