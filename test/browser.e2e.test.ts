@@ -103,8 +103,8 @@ test('the Web UI shows the run completed, its activities by name, and a result u
   await page.getByText(summary.resultUri).first().waitFor(); // the compact result, in the Result panel
   await page.screenshot({ path: join(artifacts, `webui-${runId}.png`), fullPage: true });
 
-  await page.goto(`${webUiLink(settings, `lensflow-${runId}`)}/history`, { waitUntil: 'networkidle' });
-  for (const activity of ['stageDataset', 'runSparkStep', 'writeResultDocument']) await page.getByText(activity).first().waitFor();
+  await page.getByText('Event History').first().click();
+  for (const activity of ['stageDataset', 'runSparkStep', 'writeResultDocument']) await page.getByText(activity, { exact: true }).first().waitFor();
   await page.screenshot({ path: join(artifacts, `webui-history-${runId}.png`), fullPage: true });
   await page.close();
 });
