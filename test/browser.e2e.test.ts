@@ -43,7 +43,7 @@ async function finishedRun(): Promise<{ runId: string; summary: PipelineSummary 
   const id = `ml-latest-small-browser-${Date.now().toString(36)}`;
   const grid = JSON.stringify({ rank: [4], regParam: [0.1], maxIter: [3] });
   const split = JSON.stringify({ kind: 'random', testFraction: 0.2, cvFolds: 2, seed: 7 });
-  const run = cli(['run', '--run-id', id, '--grid', grid, '--split', split, '--no-register', '--prefix', uniquePrefix('browser')]);
+  const run = cli(['run', '--run-id', id, '--grid', grid, '--split', split, '--prefix', uniquePrefix('browser')]);
   expect({ status: run.status, stderr: run.stderr }).toMatchObject({ status: 0 });
   expect(run.stdout).toContain(`run ${id} (ml-latest-small): completed`);
   return { runId: id, summary: PipelineSummary.parse(await client.workflow.getHandle(`lensflow-${id}`).result()) };
@@ -99,12 +99,14 @@ test('the Web UI shows the run completed, its activities by name, and a result u
 
   const page = await browser.newPage();
   await page.goto(webUiLink(settings, `lensflow-${runId}`), { waitUntil: 'networkidle' });
-  await page.getByText('COMPLETED', { exact: true }).first().waitFor();
+  await page.getByText(/^completed$/i).first().waitFor(); // the status badge
   await page.getByText(summary.resultUri).first().waitFor(); // the compact result, in the Result panel
   await page.screenshot({ path: join(artifacts, `webui-${runId}.png`), fullPage: true });
 
   await page.getByText('Event History').first().click();
-  for (const activity of ['stageDataset', 'runSparkStep', 'writeResultDocument']) await page.getByText(activity, { exact: true }).first().waitFor();
+  await page.getByText('Compact', { exact: true }).click(); // one row per activity: every one on the first page
+  const activities = ['stageDataset', 'runSparkStep', ...(summary.registry ? ['registerModel'] : []), 'writeResultDocument'];
+  for (const activity of activities) await page.getByText(activity, { exact: true }).first().waitFor();
   await page.screenshot({ path: join(artifacts, `webui-history-${runId}.png`), fullPage: true });
   await page.close();
 });
