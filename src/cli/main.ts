@@ -131,9 +131,10 @@ function watchProgress(handle: WorkflowHandle, startedAt: number): () => void {
   const tty = process.stderr.isTTY === true;
   let last = '';
   let drawn = false;
+  let stopped = false;
   const tick = async () => {
     const p = await handle.query(progressQuery).catch(() => undefined); // no worker yet, or the run just closed
-    if (!p) return;
+    if (!p || stopped) return; // an answer that arrives after the run ended draws nothing
     const key = `${p.stage} ${p.grid.done}/${p.grid.total}`;
     if (tty) {
       process.stderr.write(`\r\x1b[2K${progressLine(p, Date.now() - startedAt)}`);
@@ -144,6 +145,7 @@ function watchProgress(handle: WorkflowHandle, startedAt: number): () => void {
   const timer = setInterval(() => void tick(), 2000);
   void tick();
   return () => {
+    stopped = true;
     clearInterval(timer);
     if (drawn) process.stderr.write('\n');
   };
