@@ -3,13 +3,15 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
 export AWS_EC2_METADATA_DISABLED := true
+# Node 22 LTS from npm's `node` package (package.json pins it): every node, npx and the worker use it.
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 STACK := setup/stack.sh
 LOCAL_ENV := set -a; . .lensflow/local.env; set +a
 TS_SOURCES := $(shell find src -name '*.ts') tsconfig.json tsconfig.build.json package-lock.json
 PY_PACKAGE := $(shell find spark/lensflow_spark -name '*.py' -o -name '*.json')
 
-.PHONY: help setup build up down status demo test check typecheck lint jest pytest contracts clean
+.PHONY: help setup build up down status demo test check typecheck lint jest pytest contracts diagram clean
 
 help:
 	@echo "make demo   - install what is missing, start the local stack, run the pipeline, print the result"
@@ -75,6 +77,10 @@ pytest:
 
 contracts:
 	npx tsc -p tsconfig.build.json && node dist/contracts/exportSchemas.js
+
+# The README's architecture diagram, from its Graphviz source (graphviz comes from Debian via setup).
+diagram:
+	dot -Tpng -Gdpi=110 resources/architecture.dot -o resources/architecture_diagram.png
 
 clean:
 	rm -rf dist

@@ -17,6 +17,23 @@ need() { command -v "$1" >/dev/null || { say "$1 is required but not on PATH ($2
 need node "Node.js >= 20.3"; need npm "comes with Node.js"; need python3 "CPython >= 3.10"
 need java "a JDK 17 or 21 for Spark"; need mvn "Maven, to fetch the s3a jars"; need go "Go, to build versitygw"
 
+# System packages from Debian for the browser test, `make diagram` and the compose check; skipped
+# when present. Needs root (CI machines run as root) or passwordless sudo; elsewhere it names them.
+APT_PACKAGES=(chromium graphviz docker-compose)
+install_apt() {
+  local missing=()
+  for p in "${APT_PACKAGES[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
+  [ ${#missing[@]} = 0 ] && { say "apt packages present"; return; }
+  local sudo=(); [ "$(id -u)" = 0 ] || sudo=(sudo -n)
+  if ! command -v apt-get >/dev/null || { [ ${#sudo[@]} != 0 ] && ! sudo -n true 2>/dev/null; }; then
+    say "install these Debian packages (apt-get install ${missing[*]}): the browser test, make diagram and the compose check need them"; exit 1
+  fi
+  say "apt-get install ${missing[*]}"
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+install_apt
+
 # The four installs are independent: run them side by side (each logs to .lensflow/logs/setup-*.log).
 T0=$SECONDS
 logdir=.lensflow/logs; mkdir -p "$logdir"

@@ -89,7 +89,7 @@ print(json.dumps({
 
 test('lensflow run: the whole pipeline completes, and its result matches what is in S3', () => {
   const runId = newRunId('full');
-  const run = spawnSync('node', [cliPath, 'run', '--run-id', runId, ...runOptions], { encoding: 'utf8', timeout: 14 * 60_000 });
+  const run = spawnSync('node', [cliPath, 'run', '--run-id', runId, '--json', ...runOptions], { encoding: 'utf8', timeout: 14 * 60_000 });
   expect(run.stderr).toContain(`Web UI: ${settings.temporal.webUiUrl}/namespaces/default/workflows/lensflow-${runId}`);
   expect({ status: run.status, stderr: run.stderr }).toMatchObject({ status: 0 });
   const uninterrupted = JSON.parse(run.stdout) as TrainingPipelineResult;

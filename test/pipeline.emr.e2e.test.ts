@@ -10,7 +10,7 @@
  * run's outputs (the jobs are seeded), and nothing that had finished runs again.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { TrainingPipelineResult } from '../src/contracts/pipeline';
+import type { PipelineSummary } from '../src/contracts/summary';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -66,7 +66,7 @@ afterAll(async () => {
   s3.destroy();
 });
 
-let emrResult: TrainingPipelineResult | undefined;
+let emrResult: PipelineSummary | undefined;
 
 /** Activity id -> the attempt it finished on, from the recorded history. */
 function attempts(workflowId: string): Record<string, number> {

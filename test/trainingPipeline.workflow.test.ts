@@ -12,7 +12,7 @@ import { makeRequestCancellation, type Activities } from '../src/activities';
 import type { AlsPoint } from '../src/contracts/experiment';
 import { sparkTaskQueueOf } from '../src/contracts/jobInputs';
 import type { JobName } from '../src/contracts/jobResults';
-import type { TrainingPipelineInput } from '../src/contracts/pipeline';
+import type { TrainingPipelineInput, TrainingPipelineResult } from '../src/contracts/pipeline';
 import type { RegisterModelInput, RegistryDecision } from '../src/contracts/registry';
 import type { RunSparkStepInput } from '../src/contracts/sparkStep';
 import type { StageDatasetResult } from '../src/contracts/stage';
@@ -80,6 +80,7 @@ interface Recorder {
   activityIds: string[];
   maxConcurrent: number;
   registered: RegisterModelInput[];
+  documents: { uri: string; document: unknown }[];
 }
 
 function fakeActivities(rec: Recorder, overrides: Partial<Activities> = {}): Partial<Activities> {
@@ -105,11 +106,12 @@ function fakeActivities(rec: Recorder, overrides: Partial<Activities> = {}): Par
       return { decision: 'promoted', reason: 'no champion yet', challenger, champion: null, decisionUri: 's3://x/d', championUri: 's3://x/c' };
     },
     requestCancellation: makeRequestCancellation(client),
+    writeResultDocument: async (input: { uri: string; document: unknown }) => void rec.documents.push(input),
     ...overrides,
   };
 }
 
-const newRecorder = (): Recorder => ({ spark: [], activityIds: [], maxConcurrent: 0, registered: [] });
+const newRecorder = (): Recorder => ({ spark: [], activityIds: [], maxConcurrent: 0, registered: [], documents: [] });
 
 /** The warm engine's job activities (`<taskQueue>-spark`, one per job), served by the same fake. */
 function sparkJobActivities(activities: Partial<Activities>) {
@@ -167,6 +169,14 @@ test('runs every stage in order, fans the grid out two at a time, and picks the 
   expect(result.stages.map((s) => s.stage)).toEqual(['stage', 'clean', 'split', 'grid', 'train-evaluate-analyse', 'recommend', 'report', 'register']);
   expect(rec.registered).toHaveLength(1);
   expect(rec.registered[0]!.challenger).toMatchObject({ runId: args.runId, dataKey: staged.contentSha256, metrics: metrics(0.88) });
+
+  // The result is the compact summary; the full document, with every job's result, went to S3.
+  expect(result.resultUri).toBe(`s3://lensflow/wf/runs/${args.runId}/results/pipeline.json`);
+  expect(rec.documents.map((d) => d.uri)).toEqual([result.resultUri]);
+  const full = rec.documents[0]!.document as TrainingPipelineResult;
+  expect(full.details.grid).toHaveLength(6);
+  expect(full.best).toEqual(result.best);
+  expect(full.test).toEqual(result.test);
 });
 
 test('ties on RMSE go to the simpler model: smaller rank, then larger regParam', async () => {

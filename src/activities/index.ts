@@ -11,6 +11,7 @@ import { publishJobPackage } from './jobPackage';
 import { createLocalRunner } from './localSparkRunner';
 import { makeRegisterModel } from './registry';
 import { makeClaimRunId } from './runClaim';
+import { makeWriteResultDocument } from './resultDocument';
 import { makeRunSparkStep } from './runSparkStep';
 import { createS3Client } from './s3Client';
 import type { SparkStepRunner } from './sparkRunner';
@@ -46,6 +47,7 @@ export function createActivities(settings: Settings, temporal: Client) {
     claimRunId: makeClaimRunId(s3),
     runSparkStep: makeRunSparkStep(s3, settings, runnerFor),
     registerModel: makeRegisterModel(s3),
+    writeResultDocument: makeWriteResultDocument(s3),
     requestCancellation: makeRequestCancellation(temporal),
     /**
      * Creates (or, on a retry, finds by its run tag) the run's transient EMR cluster. The job package

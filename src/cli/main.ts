@@ -6,27 +6,35 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { Client, Connection, ScheduleOverlapPolicy, WorkflowFailedError, WorkflowIdConflictPolicy, WorkflowIdReusePolicy } from '@temporalio/client';
-import { createS3Client } from '../activities/s3Client';
+import { writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { Client, Connection, ScheduleOverlapPolicy, WorkflowFailedError, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, type WorkflowHandle } from '@temporalio/client';
+import { createS3Client, getObjectText } from '../activities/s3Client';
 import { readRecommendations, readChampion } from '../activities/recommendationsStore';
 import { listStagedVersions } from '../activities/stageDataset';
+import { readResultDocument } from '../activities/resultDocument';
 import { DataSource, DatasetName } from '../contracts/datasets';
-import { TrainingPipelineInput, newRunId, workflowIdFor, type PipelineProgress } from '../contracts/pipeline';
+import { TrainingPipelineInput, newRunId, runIdFromWorkflowId, workflowIdFor, type PipelineProgress } from '../contracts/pipeline';
 import { RunnerSpec } from '../contracts/runner';
+import { parseS3Uri } from '../contracts/s3';
+import { PipelineSummary } from '../contracts/summary';
 import { loadSettings, webUiLink, type Settings } from '../settings';
+import { progressLine, renderSummary, rootCause } from './render';
 import { cancelSignal, progressQuery, trainingPipeline } from '../workflows';
 
 const USAGE = `usage: lensflow <command> [options]
 
   run [--dataset D] [--source auto|grouplens|local:<dir>] [--run-id ID] [--grid JSON] [--split JSON]
-      [--runner local|emr:<clusterId>|emr-transient:<spec.json>] [--max-concurrent N] [--no-register] [--no-wait] [--rerun]
-                                start trainingPipeline (waits and prints the result unless --no-wait);
-                                a run id that has outputs from another input is refused, --rerun
-                                starts a fresh attempt under it
+      [--runner local|emr:<clusterId>|emr-transient:<spec.json>] [--max-concurrent N] [--no-register] [--no-wait] [--rerun] [--json]
+                                start trainingPipeline; waits with a progress line, then prints a
+                                summary (--json: the full result document) unless --no-wait; a run id
+                                that has outputs from another input is refused, --rerun starts a
+                                fresh attempt under it
   status <runId>                the run's status, stages finished and Web UI link
   progress <runId>              the running stage, grid points done/total, best point so far
   cancel <runId> [--reason R]   stop the run (signal); --hard uses Temporal's workflow cancellation
-  result <runId>                wait for and print the run's result
+  result <runId> [--json]       wait for the run, print its summary (--json: the full document)
+  report <runId> [--out FILE]   save the run's HTML report locally and print its path
   recommend <userId> [--dataset D] [--run-id ID]
                                 top movies for a user from the champion (or the given run)
   schedule create --cron EXPR [--id ID] [run options]   nightly retrains (overlap policy: skip)
@@ -101,9 +109,60 @@ function needRunId(args: string[]): string {
   return runId;
 }
 
+/** Waits for a run with a progress line on stderr, then prints its summary (or full document) or its failure's root cause. */
+async function awaitRun(handle: WorkflowHandle<typeof trainingPipeline>, settings: Settings, opts: { json: boolean; startedAt: number }): Promise<number> {
+  const stop = watchProgress(handle, opts.startedAt);
+  const webUi = webUiLink(settings, handle.workflowId);
+  let summary: PipelineSummary;
+  try {
+    summary = PipelineSummary.parse(await handle.result());
+  } catch (err) {
+    if (!(err instanceof WorkflowFailedError)) throw err;
+    const cause = rootCause(err);
+    console.error(`run ${runIdFromWorkflowId(handle.workflowId)} did not complete: ${cause.message}`);
+    console.error(`  root cause: ${cause.type}${cause.activity ? ` in activity ${cause.activity}` : ''}`);
+    console.error(`Web UI: ${webUi}`);
+    return 1;
+  } finally {
+    stop();
+  }
+  if (opts.json) console.log(JSON.stringify(await readResultDocument(createS3Client(settings.s3), summary.resultUri), null, 2));
+  else console.log(renderSummary(summary, { webUi, report: `${summary.outputs.report} (lensflow report ${summary.runId})` }));
+  if (opts.json) console.error(`Web UI: ${webUi}`);
+  return 0;
+}
+
+/**
+ * Polls the `progress` query every 2 s: on a terminal one line redrawn in place, elsewhere a log
+ * line whenever the stage or the grid count changes. Returns the function that stops it.
+ */
+function watchProgress(handle: WorkflowHandle, startedAt: number): () => void {
+  const tty = process.stderr.isTTY === true;
+  let last = '';
+  let drawn = false;
+  let stopped = false;
+  const tick = async () => {
+    const p = await handle.query(progressQuery).catch(() => undefined); // no worker yet, or the run just closed
+    if (!p || stopped) return; // an answer that arrives after the run ended draws nothing
+    const key = `${p.stage} ${p.grid.done}/${p.grid.total}`;
+    if (tty) {
+      process.stderr.write(`\r\x1b[2K${progressLine(p, Date.now() - startedAt)}`);
+      drawn = true;
+    } else if (key !== last) console.error(progressLine(p, Date.now() - startedAt));
+    last = key;
+  };
+  const timer = setInterval(() => void tick(), 2000);
+  void tick();
+  return () => {
+    stopped = true;
+    clearInterval(timer);
+    if (drawn) process.stderr.write('\n');
+  };
+}
+
 const commands: Record<string, (args: string[], settings: Settings) => Promise<number>> = {
   async run(args, settings) {
-    const { values } = parseArgs({ args, options: { ...RUN_OPTIONS, 'no-wait': { type: 'boolean', default: false } } });
+    const { values } = parseArgs({ args, options: { ...RUN_OPTIONS, 'no-wait': { type: 'boolean', default: false }, json: { type: 'boolean', default: false } } });
     const input = pipelineInput(values, settings, newRunId(values.dataset!, new Date(), randomBytes(3).toString('hex')));
     const workflowId = workflowIdFor(input.runId!);
     const client = await connect(settings);
@@ -119,16 +178,7 @@ const commands: Record<string, (args: string[], settings: Settings) => Promise<n
     });
     console.error(`started ${workflowId}\nWeb UI: ${webUiLink(settings, workflowId)}`);
     if (values['no-wait']) return 0;
-    try {
-      console.log(JSON.stringify(await handle.result(), null, 2));
-      return 0;
-    } catch (err) {
-      if (!(err instanceof WorkflowFailedError)) throw err;
-      console.error(`run ${input.runId} did not complete: ${err.cause?.message ?? err.message}`);
-      return 1;
-    } finally {
-      console.error(`Web UI: ${webUiLink(settings, workflowId)}`);
-    }
+    return awaitRun(handle, settings, { json: values.json!, startedAt: Date.now() });
   },
 
   async status(args, settings) {
@@ -170,8 +220,22 @@ const commands: Record<string, (args: string[], settings: Settings) => Promise<n
   },
 
   async result(args, settings) {
-    const client = await connect(settings);
-    console.log(JSON.stringify(await client.workflow.getHandle(workflowIdFor(needRunId(args))).result(), null, 2));
+    const runId = needRunId(args);
+    const { values } = parseArgs({ args: args.slice(1), options: { json: { type: 'boolean', default: false } } });
+    const handle = (await connect(settings)).workflow.getHandle<typeof trainingPipeline>(workflowIdFor(runId));
+    return awaitRun(handle, settings, { json: values.json!, startedAt: (await handle.describe()).startTime.getTime() });
+  },
+
+  async report(args, settings) {
+    const runId = needRunId(args);
+    const { values } = parseArgs({ args: args.slice(1), options: { out: { type: 'string' } } });
+    const summary = PipelineSummary.parse(await (await connect(settings)).workflow.getHandle(workflowIdFor(runId)).result());
+    const { bucket, key } = parseS3Uri(summary.outputs.report!);
+    const got = await getObjectText(createS3Client(settings.s3), bucket, key);
+    if (!got) throw new Error(`the report ${summary.outputs.report} is not in S3`);
+    const out = resolve(values.out ?? `lensflow-report-${runId}.html`);
+    writeFileSync(out, got.text);
+    console.log(out);
     return 0;
   },
 

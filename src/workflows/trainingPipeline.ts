@@ -35,8 +35,10 @@ import {
 } from '../contracts/pipeline';
 import { runIdentity } from '../contracts/runClaim';
 import type { RunnerSpec } from '../contracts/runner';
+import type { PipelineSummary } from '../contracts/summary';
 import { bestRow, expandGrid, gridActivityId } from './grid';
 import { limiter } from './limiter';
+import { summarise } from './summary';
 
 /** Asks the run to stop: running Spark steps are cancelled, nothing is promoted. */
 export const cancelSignal = defineSignal<[reason?: string]>('cancel');
@@ -81,7 +83,7 @@ const registryActivities = proxyActivities<Activities>({
   retry: { initialInterval: '2s', maximumAttempts: 5 },
 });
 
-export async function trainingPipeline(rawInput: TrainingPipelineInput): Promise<TrainingPipelineResult> {
+export async function trainingPipeline(rawInput: TrainingPipelineInput): Promise<PipelineSummary> {
   const parsed = TrainingPipelineInput.safeParse(rawInput);
   if (!parsed.success) {
     throw ApplicationFailure.nonRetryable(`invalid trainingPipeline input:\n${z.prettifyError(parsed.error)}`, 'InvalidInput');
@@ -140,7 +142,7 @@ async function runStages(
   runId: string,
   progress: PipelineProgress,
   stages: TrainingPipelineResult['stages'],
-): Promise<TrainingPipelineResult> {
+): Promise<PipelineSummary> {
   let layout = runLayout(config.bucket, config.prefix, runId);
   const runner: RunnerSpec = config.runner;
   const limit = limiter(config.maxConcurrentSteps);
@@ -272,7 +274,7 @@ async function runStages(
     : null;
 
   progress.stage = 'done';
-  return {
+  const full: TrainingPipelineResult = {
     runId,
     dataset: config.dataset,
     runUri: layout.runUri,
@@ -299,4 +301,9 @@ async function runStages(
     },
     stages,
   };
+  // The full document goes to S3 and the result is its compact summary (a few KB in the Web UI).
+  // Runs recorded before this change returned the full document and replay without the write.
+  const resultUri = layout.resultUri('pipeline');
+  if (patched('result-document-in-s3')) await stagingActivities.writeResultDocument({ uri: resultUri, document: full });
+  return summarise(full, resultUri);
 }
