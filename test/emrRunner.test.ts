@@ -467,7 +467,7 @@ describe('steps on local Spark', () => {
     expect(message).toMatch(/EMR: Unknown Error\. — .+/);
     // The job's own error: PySpark's driver writes its traceback to spark-submit's stdout.
     expect(message).toContain(`--- the job's error (${stderrUri.replace(/stderr\.gz$/, 'stdout.gz')}) ---\nTraceback (most recent call last):`);
-    expect(message).toMatch(/AnalysisException: \[PATH_NOT_FOUND\] Path does not exist: s3a:\/\/\S*no-such-folder\/ratings\.csv/);
+    expect(message).toMatch(/InputFileError: MissingFile: s3a:\/\/\S*no-such-folder\/ratings\.csv: there is no such file\. Fix: /);
     // And the tail of stderr.gz, as stored in S3.
     expect(message).toContain(`--- ${stderrUri} (tail) ---`);
     const stored = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: stderrUri.slice(`s3://${bucket}/`.length) }));
