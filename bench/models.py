@@ -44,15 +44,15 @@ RATING_GRIDS = {
     "user_item_bias": [{"iterations": 3}],
     "als": [{"rank": 10, "reg_param": 0.1, "max_iter": 10}],
     "bias_als": [
-        {"rank": 100, "reg_param": 0.15, "max_iter": 10},
-        {"rank": 100, "reg_param": 0.25, "max_iter": 10},
+        {"rank": 50, "reg_param": 0.15, "max_iter": 10},
+        {"rank": 50, "reg_param": 0.25, "max_iter": 10},
     ],
 }
 RANKING_GRIDS = {
     "most_popular": [{}],
     "implicit_als": [
-        {"rank": 64, "reg_param": 0.1, "max_iter": 10, "alpha": 1.0},
-        {"rank": 64, "reg_param": 0.1, "max_iter": 10, "alpha": 5.0},
+        {"rank": 32, "reg_param": 0.1, "max_iter": 10, "alpha": 1.0},
+        {"rank": 32, "reg_param": 0.1, "max_iter": 10, "alpha": 5.0},
     ],
     "torch_ease": [{"l2": 200.0, "min_support": 3}, {"l2": 500.0, "min_support": 3}],
 }

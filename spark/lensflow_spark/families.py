@@ -115,6 +115,7 @@ class _Baseline:
     def fit(self, ratings: DataFrame):
         model = self.estimator.fit(ratings)
         model.family = self.family
+        model.objective = FAMILIES[self.family].objective
         model.score_label = "predicted rating" if self.family != "most_popular" else "training ratings count"
         recommend = model.recommend_for_users
         model.recommend_for_users = lambda users, n, *, exclude, explain=False: recommend(
