@@ -464,7 +464,7 @@ def novelty(recommendations: DataFrame, train: DataFrame, k: int) -> float | Non
 def _cosine(a: Column, b: Column) -> Column:
     dot = F.aggregate(F.zip_with(a, b, lambda x, y: x * y), F.lit(0.0), lambda acc, x: acc + x)
     norm = lambda v: F.sqrt(F.aggregate(v, F.lit(0.0), lambda acc, x: acc + x * x))  # noqa: E731
-    return dot / (norm(a) * norm(b))
+    return F.try_divide(dot, norm(a) * norm(b))  # null for a zero vector (ANSI mode raises on x / 0)
 
 
 def intra_list_diversity(recommendations: DataFrame, item_features: DataFrame, k: int) -> float | None:

@@ -71,7 +71,7 @@ def test_novelty_is_mean_self_information_per_user(spark):
     assert M.novelty(recs, train, 2) == pytest.approx(((0 + 2) / 2 + (0 + 1) / 2) / 2)
 
 
-FEATS = [(1, [1.0, 0.0]), (2, [0.0, 1.0]), (3, [1.0, 1.0])]
+FEATS = [(1, [1.0, 0.0]), (2, [0.0, 1.0]), (3, [1.0, 1.0]), (4, [0.0, 0.0])]
 
 
 def test_intra_list_diversity_by_hand(spark):
@@ -81,6 +81,8 @@ def test_intra_list_diversity_by_hand(spark):
     expected = (1.0 + 2 * (1 - 1 / math.sqrt(2))) / 3
     assert M.intra_list_diversity(recs, features, 3) == pytest.approx(expected)
     assert M.intra_list_diversity(recs, features, 1) is None
+    # A movie without genres (zero vector) has cosine 0 with everything: dissimilarity 1, no error.
+    assert M.intra_list_diversity(lists(spark, {1: [1, 4]}), features, 2) == pytest.approx(1.0)
 
 
 def test_serendipity_is_unexpectedness_times_relevance(spark):
