@@ -95,7 +95,7 @@ def _lists(df):
 @pytest.mark.parametrize(
     ("name", "point"),
     [
-        ("implicit_als", {"rank": 4, "reg_param": 0.05, "max_iter": 8, "alpha": 2.0}),
+        ("implicit_als", {"rank": 2, "reg_param": 0.1, "max_iter": 10, "alpha": 2.0}),
         ("torch_ease", {"l2": 10.0}),
     ],
 )
