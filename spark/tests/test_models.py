@@ -48,13 +48,14 @@ def planted(spark):
 
 @pytest.fixture(scope="module")
 def blocks(spark):
-    """Two user groups, two movie groups: group g users watch ~60% of group g's 15 movies, nothing else."""
+    """Two user groups, two movie groups: group g users rate 10 of group g's 15 movies, nothing else,
+    so each has 5 unrated movies of its own group to find (which 5 varies with the user)."""
     rng = random.Random(3)
     rows = [
         (u, i + 15 * (u % 2), float(rng.choice((3, 4, 5))))
         for u in range(30)
         for i in range(15)
-        if rng.random() < 0.6
+        if (u // 2 + i) % 3 != 0
     ]
     return spark.createDataFrame(rows, RATINGS).cache()
 
