@@ -344,3 +344,187 @@ def catalogue_coverage(recommendations: DataFrame, catalogue: DataFrame, k: int)
         .first()
     )
     return None if row["movies"] == 0 else row["covered"] / row["movies"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Beyond the top-k cut, rating fit, and beyond accuracy
+# ---------------------------------------------------------------------------------------------
+
+
+def explained_rating_metrics(
+    predictions: DataFrame, *, label_col: str = C.RATING, prediction_col: str = PREDICTION
+) -> dict[str, float | None]:
+    """`{"r2": ..., "explained_variance": ...}` in one action (scikit-learn's definitions).
+
+    With e = r - p over the rows where both are numbers, and r-bar the mean rating:
+
+        r2                 = 1 - sum (r - p)^2 / sum (r - r-bar)^2
+        explained_variance = 1 - Var(e) / Var(r)      (population variances)
+
+    They differ when the errors have a non-zero mean (a biased model). None without rows, or when
+    every rating is the same (0/0).
+    """
+    _require_columns(predictions, "predictions", label_col, prediction_col)
+    label, pred = F.col(label_col).cast("double"), F.col(prediction_col).cast("double")
+    err = label - pred
+    row = (
+        predictions.where(_is_number(label) & _is_number(pred))
+        .agg(
+            F.sum(err * err).alias("sse"),
+            F.var_pop(label).alias("var_r"),
+            F.var_pop(err).alias("var_e"),
+            F.count(F.lit(1)).alias("n"),
+        )
+        .first()
+    )
+    if not row["n"] or not row["var_r"]:
+        return {"r2": None, "explained_variance": None}
+    sst = row["var_r"] * row["n"]
+    return {"r2": 1.0 - row["sse"] / sst, "explained_variance": 1.0 - row["var_e"] / row["var_r"]}
+
+
+def full_list_metrics(
+    recommendations: DataFrame, held_out: DataFrame, *, threshold: float = DEFAULT_RELEVANCE_THRESHOLD
+) -> dict[str, float | None]:
+    """`{"map": ..., "r_precision": ...}` over each user's whole list, in one action.
+
+    Relevance, the user rule and the hit(j) notation are `ranking_metrics_by_user`'s; L_u is the
+    user's whole list (every rank), R_u the relevant set:
+
+        ap(u)          = (1 / |R_u|) * sum_{j in L_u} hit(j) * precision@j(u)   (Spark's meanAveragePrecision)
+        r_precision(u) = |{j <= |R_u| : hit(j)}| / |R_u|                          (precision at R = |R_u|)
+
+    A list shorter than |R_u| counts its missing slots as misses. Means over users with a relevant
+    item; None when there is none.
+    """
+    _require_columns(recommendations, "recommendations", C.USER_ID, C.MOVIE_ID, RANK)
+    labels = held_out.where(_is_relevant(threshold)).select(C.USER_ID, C.MOVIE_ID).distinct()
+    n_relevant = labels.groupBy(C.USER_ID).agg(F.count(F.lit(1)).alias("_n"))
+    hits = (
+        recommendations.select(C.USER_ID, C.MOVIE_ID, F.col(RANK).cast("int").alias(RANK))
+        .join(labels, [C.USER_ID, C.MOVIE_ID])
+        .withColumn("_j", F.row_number().over(Window.partitionBy(C.USER_ID).orderBy(RANK)))
+        .groupBy(C.USER_ID)
+        .agg(F.collect_list(F.struct("_j", RANK)).alias("_hits"))
+    )
+    per_user = n_relevant.join(hits, C.USER_ID, "left").select(
+        F.col("_n"), F.coalesce(F.col("_hits"), F.array().cast("array<struct<_j:int,rank:int>>")).alias("_h")
+    )
+    ap = F.aggregate("_h", F.lit(0.0), lambda acc, h: acc + h["_j"] / h[RANK]) / F.col("_n")
+    within_r = F.size(F.filter("_h", lambda h: h[RANK] <= F.col("_n"))) / F.col("_n")
+    row = per_user.agg(F.avg(ap).alias("map"), F.avg(within_r).alias("r_precision")).first()
+    return {"map": _float_or_none(row["map"]), "r_precision": _float_or_none(row["r_precision"])}
+
+
+def distributional_coverage(recommendations: DataFrame, k: int) -> float | None:
+    """Shannon entropy (bits) of how often each movie appears in the top-k lists, one action.
+
+        p(i) = |{u : rank(u, i) <= k}| / (number of list slots)
+        distributional_coverage = - sum_i p(i) * log2 p(i)
+
+    0 when every list is the same single movie; log2(catalogue size) when every movie is listed
+    equally often (Recommenders' `distributional_coverage`). None without recommendations.
+    """
+    _check_k(k)
+    _require_columns(recommendations, "recommendations", C.MOVIE_ID, RANK)
+    counts = recommendations.where(F.col(RANK) <= k).groupBy(C.MOVIE_ID).agg(F.count(F.lit(1)).alias("_c"))
+    total = F.sum("_c").over(Window.partitionBy())
+    row = (
+        counts.select((F.col("_c") / total).alias("_p"))
+        .agg(F.sum(-F.col("_p") * F.log2("_p")).alias("h"))
+        .first()
+    )
+    return _float_or_none(row["h"])
+
+
+def novelty(recommendations: DataFrame, train: DataFrame, k: int) -> float | None:
+    """Mean self-information of the recommended movies, in bits, one action.
+
+        novelty(i) = -log2( |U_i| / |U| )    (U_i: training users who rated i; U: all training users)
+        novelty    = mean over users of the mean novelty(i) over their top-k list
+
+    (Vargas and Castells 2011; Recommenders' `novelty` weights by list slot instead, which equals
+    this when every list has k movies). A movie absent from training is skipped. None when no
+    listed movie is known.
+    """
+    _check_k(k)
+    _require_columns(recommendations, "recommendations", C.USER_ID, C.MOVIE_ID, RANK)
+    users = train.select(C.USER_ID).distinct().agg(F.count(F.lit(1)).alias("_users"))
+    item_users = train.groupBy(C.MOVIE_ID).agg(F.countDistinct(C.USER_ID).alias("_u"))
+    per_user = (
+        recommendations.where(F.col(RANK) <= k)
+        .join(item_users, C.MOVIE_ID)
+        .crossJoin(users)
+        .groupBy(C.USER_ID)
+        .agg(F.avg(-F.log2(F.col("_u") / F.col("_users"))).alias("_n"))
+    )
+    return _float_or_none(per_user.agg(F.avg("_n")).first()[0])
+
+
+def _cosine(a: Column, b: Column) -> Column:
+    dot = F.aggregate(F.zip_with(a, b, lambda x, y: x * y), F.lit(0.0), lambda acc, x: acc + x)
+    norm = lambda v: F.sqrt(F.aggregate(v, F.lit(0.0), lambda acc, x: acc + x * x))  # noqa: E731
+    return F.try_divide(dot, norm(a) * norm(b))  # null for a zero vector (ANSI mode raises on x / 0)
+
+
+def intra_list_diversity(recommendations: DataFrame, item_features: DataFrame, k: int) -> float | None:
+    """Mean over users of the mean pairwise dissimilarity 1 - cos(f_i, f_j) within the top-k list.
+
+        ild(u) = (2 / (n (n - 1))) * sum_{i < j in L_u} (1 - cos(f_i, f_j))
+
+    `item_features(movie_id, features array<double>)`: genre indicators, or a model's item factors
+    (Ziegler et al. 2005; Recommenders' `diversity` with cosine similarity). Movies without features
+    and users with fewer than two featured movies are skipped; a zero vector's cosine counts as 0.
+    None when no user has a pair. One action.
+    """
+    _check_k(k)
+    feats = item_features.select(C.MOVIE_ID, F.col("features").alias("_f"))
+    listed = recommendations.where(F.col(RANK) <= k).select(C.USER_ID, C.MOVIE_ID).join(feats, C.MOVIE_ID)
+    a, b = listed.alias("a"), listed.alias("b")
+    pairs = a.join(
+        b,
+        (F.col(f"a.{C.USER_ID}") == F.col(f"b.{C.USER_ID}"))
+        & (F.col(f"a.{C.MOVIE_ID}") < F.col(f"b.{C.MOVIE_ID}")),
+    )
+    cos = F.coalesce(F.nanvl(_cosine(F.col("a._f"), F.col("b._f")), F.lit(0.0)), F.lit(0.0))
+    per_user = pairs.groupBy(F.col(f"a.{C.USER_ID}").alias(C.USER_ID)).agg(F.avg(1.0 - cos).alias("_d"))
+    return _float_or_none(per_user.agg(F.avg("_d")).first()[0])
+
+
+def serendipity(
+    recommendations: DataFrame,
+    train: DataFrame,
+    held_out: DataFrame,
+    item_features: DataFrame,
+    k: int,
+    *,
+    threshold: float = DEFAULT_RELEVANCE_THRESHOLD,
+) -> float | None:
+    """Mean over users of the mean over their top-k list of unexpectedness x relevance (one action).
+
+        unexpectedness(u, i) = 1 - mean_{j in H_u} cos(f_i, f_j)    (H_u: u's training movies)
+        serendipity(u)       = (1 / |L_u|) * sum_{i in L_u} unexpectedness(u, i) * rel(u, i)
+
+    rel(u, i) = 1 when u's held-out rating of i is >= `threshold` (Recommenders' `serendipity`,
+    after Kotkov et al. 2016, with binary relevance). Listed movies without features, and users
+    without a featured training movie, are skipped. None when nothing is left.
+    """
+    _check_k(k)
+    feats = item_features.select(C.MOVIE_ID, F.col("features").alias("_f"))
+    listed = recommendations.where(F.col(RANK) <= k).select(C.USER_ID, C.MOVIE_ID).join(feats, C.MOVIE_ID)
+    history = train.select(C.USER_ID, F.col(C.MOVIE_ID).alias("_h")).join(
+        feats.select(F.col(C.MOVIE_ID).alias("_h"), F.col("_f").alias("_hf")), "_h"
+    )
+    cos = F.coalesce(F.nanvl(_cosine(F.col("_f"), F.col("_hf")), F.lit(0.0)), F.lit(0.0))
+    unexpected = (
+        listed.join(history, C.USER_ID)
+        .groupBy(C.USER_ID, C.MOVIE_ID)
+        .agg((1.0 - F.avg(cos)).alias("_unexpected"))
+    )
+    relevant = relevant_items(held_out, threshold).withColumn("_rel", F.lit(1.0))
+    per_user = (
+        unexpected.join(relevant, [C.USER_ID, C.MOVIE_ID], "left")
+        .groupBy(C.USER_ID)
+        .agg(F.avg(F.col("_unexpected") * F.coalesce(F.col("_rel"), F.lit(0.0))).alias("_s"))
+    )
+    return _float_or_none(per_user.agg(F.avg("_s")).first()[0])

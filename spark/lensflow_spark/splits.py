@@ -107,6 +107,47 @@ def time_holdout(
     )
 
 
+def stratified_holdout(ratings: DataFrame, fraction: float, seed: int, *, salt: str = "stratified") -> Split:
+    """Per-user random holdout: each user's ratings in a seeded random order, the last ones to test.
+
+    Microsoft Recommenders' `python_stratified_split(ratio=1 - fraction)`: a user with n ratings
+    keeps `round((1 - fraction) * n)` (half up) in train and the rest in test, so every user is in
+    both sides when n >= 2 and the per-user test share is `fraction` up to rounding. The order is
+    `xxhash64(salt, user_id, movie_id, seed)` (ties by movie_id), reproducible whatever the
+    partitioning; a different `salt` gives an independent split of the same rows (e.g. a
+    validation split carved from a training part).
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction!r}")
+    _check_seed(seed)
+    by_user = Window.partitionBy(C.USER_ID)
+    order = by_user.orderBy(_row_hash(salt, seed), F.col(C.MOVIE_ID))
+    n_train = F.round(F.count(F.lit(1)).over(by_user) * F.lit(1.0 - float(fraction)))
+    marked = ratings.withColumn("_in_train", F.row_number().over(order) <= n_train)
+    cols = ratings.columns
+    return Split(
+        train=marked.where(F.col("_in_train")).select(*cols),
+        test=marked.where(~F.col("_in_train")).select(*cols),
+    )
+
+
+def validation_holdout(train: DataFrame, fraction: float, seed: int, *, stratified: bool = False) -> Split:
+    """A validation split carved from an evaluation fold's TRAINING part, for nested selection.
+
+    Hyperparameters are chosen on `(fit, validation)` = this split of `train`; only the chosen point
+    is then refitted on all of `train` and scored on the fold's test, so test rows never steer a
+    choice. `stratified` mirrors a per-user protocol (`stratified_holdout`), otherwise a random
+    holdout; either way with its own salt, so it is independent of the split that made `train`.
+    """
+    if stratified:
+        return stratified_holdout(train, fraction, seed, salt="validation")
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction!r}")
+    _check_seed(seed)
+    in_validation = _unit_hash("validation", seed) < F.lit(float(fraction))
+    return Split(train=train.where(~in_validation), test=train.where(in_validation))
+
+
 def k_fold(ratings: DataFrame, k: int, seed: int) -> list[Fold]:
     """Seeded k-fold cross-validation: fold `i` tests on the rows whose bucket is `i`, trains on the rest.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from pathlib import Path
 
@@ -15,6 +16,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="session")
 def spark():
+    # Python workers (pandas UDFs such as the blocked top-N) run this interpreter, not `python3`.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     session = local_session("lensflow-tests")
     session.sparkContext.setLogLevel("WARN")
     yield session

@@ -20,7 +20,9 @@ from lensflow_spark.splits import (
     official_folds,
     random_holdout,
     read_folds,
+    stratified_holdout,
     time_holdout,
+    validation_holdout,
     write_folds,
 )
 
@@ -253,3 +255,25 @@ def test_write_folds_then_read_folds_round_trips(spark, grid, tmp_path):
 def test_read_folds_without_a_manifest_fails(spark, tmp_path):
     with pytest.raises(Exception, match=FOLDS_MANIFEST):
         read_folds(spark, str(tmp_path / "nothing-here"))
+
+
+def test_stratified_holdout_holds_out_a_quarter_of_every_user_reproducibly(grid):
+    """Recommenders' per-user split: 40 ratings per user -> round(0.75 * 40) = 30 train, 10 test."""
+    train, test = split_sides(stratified_holdout(grid, 0.25, 42))
+    assert not set(test) & set(train) and sorted(test + train) == GRID_PAIRS
+    per_user = {u: sum(1 for v, _ in test if v == u) for u in range(1, 51)}
+    assert set(per_user.values()) == {10}
+    assert pairs(stratified_holdout(grid.coalesce(1), 0.25, 42).test) == test
+    assert pairs(stratified_holdout(grid, 0.25, 43).test) != test
+
+
+def test_validation_holdout_carves_only_the_training_part_independently_of_the_outer_split(grid):
+    outer = random_holdout(grid, fraction=0.2, seed=42)
+    outer_train, outer_test = split_sides(outer)
+    for stratified in (False, True):
+        fit, validation = split_sides(validation_holdout(outer.train, 0.2, 42, stratified=stratified))
+        assert sorted(fit + validation) == outer_train and not set(validation) & set(outer_test)
+        assert 0.1 * len(outer_train) < len(validation) < 0.3 * len(outer_train)
+    # Its own salt: the same seed does not reproduce the outer split's choice on the same rows.
+    _, again = split_sides(validation_holdout(grid, 0.2, 42))
+    assert again != outer_test
