@@ -90,7 +90,9 @@ class Shape:
         users = n_ratings * ML25M_USERS / ML25M_RATINGS
         movies = n_ratings * ML25M_MOVIES / ML25M_RATINGS
         grow = max(1.0, math.sqrt(n_ratings / (MAX_DENSITY * users * movies)))
-        return cls(n_ratings, round(users * grow), round(movies * grow))
+        # Tiny releases: every user still needs 20 ratings, of distinct movies.
+        n_users = min(round(users * grow), n_ratings // MIN_RATINGS_PER_USER)
+        return cls(n_ratings, n_users, max(round(movies * grow), 2 * MIN_RATINGS_PER_USER))
 
 
 def _user_counts(rng: np.random.Generator, shape: Shape) -> np.ndarray:
