@@ -3,19 +3,33 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from pyspark.sql import SparkSession
 
+SPARK_MASTER_ENV = "LENSFLOW_SPARK_MASTER"
+"""The one setting naming the Spark master: unset or `local[...]` runs in-process; `spark://host:port`
+targets a standalone cluster (`make cluster-up`), `yarn` a YARN cluster. The TypeScript worker reads
+the same variable (settings.ts) for spark-submit."""
+
+
+def spark_master(cores: int = 2) -> str:
+    """The master `LENSFLOW_SPARK_MASTER` names, `local[cores]` when it is unset or empty."""
+    return os.environ.get(SPARK_MASTER_ENV) or f"local[{cores}]"
+
 
 def local_session(app_name: str = "lensflow-local", cores: int = 2) -> SparkSession:
-    """A local SparkSession bound to 127.0.0.1.
+    """A SparkSession whose driver binds to 127.0.0.1, on `spark_master(cores)`.
 
     With `LENSFLOW_SPARK_JARS` set the s3a jars go on the classpath, and with
     `LENSFLOW_S3_ENDPOINT` set `s3a://` talks to that server with the credentials from the
     environment (the AWS default chain), as `.lensflow/local.env` provides them.
     """
+    # Python workers (pandas UDFs such as topn's blocked scoring) need this interpreter's numpy;
+    # PySpark reads their interpreter from this variable only (not from spark.pyspark.python).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = (
-        SparkSession.builder.master(f"local[{cores}]")
+        SparkSession.builder.master(spark_master(cores))
         .appName(app_name)
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
@@ -26,7 +40,11 @@ def local_session(app_name: str = "lensflow-local", cores: int = 2) -> SparkSess
     )
     jars = os.environ.get("LENSFLOW_SPARK_JARS")
     if jars:
-        builder = builder.config("spark.driver.extraClassPath", os.path.join(jars, "*"))
+        classpath = os.path.join(jars, "*")
+        # Executors of a cluster on this machine read the same folder; in local mode this is a no-op.
+        builder = builder.config("spark.driver.extraClassPath", classpath).config(
+            "spark.executor.extraClassPath", classpath
+        )
     endpoint = os.environ.get("LENSFLOW_S3_ENDPOINT")
     if endpoint:
         builder = (
