@@ -188,13 +188,10 @@ def _pairs_for_block(
     return np.sort(np.concatenate(done))
 
 
-def _calibrate(rng: np.random.Generator, planted: _Planted, counts: np.ndarray) -> np.ndarray:
-    """Score cut points that give ml-25m's half-star shares, from a sample of the release's own pairs."""
-    sample_users = rng.choice(counts.size, size=min(counts.size, 2000), replace=False)
-    users = np.repeat(sample_users, np.minimum(counts[sample_users], 200))
-    movies = np.searchsorted(planted.popularity_cdf, rng.random(users.size), side="right")
-    movies = np.minimum(movies, planted.popularity_cdf.size - 1)
-    return np.quantile(planted.scores(rng, users, movies), _rating_cuts(ML25M_RATING_SHARES))
+def _calibrate(rng: np.random.Generator, planted: _Planted, keys: np.ndarray) -> np.ndarray:
+    """Score cut points that give ml-25m's half-star shares, from the release's own first block of
+    pairs: users are exchangeable, so it has the whole release's mix of popular and tail movies."""
+    return np.quantile(planted.scores(rng, keys >> 32, keys & 0xFFFFFFFF), _rating_cuts(ML25M_RATING_SHARES))
 
 
 def _write_movies(rng: np.random.Generator, folder: Path, n_movies: int) -> None:
@@ -212,12 +209,15 @@ def _write_movies(rng: np.random.Generator, folder: Path, n_movies: int) -> None
         f.write("userId,movieId,tag,timestamp\n")
 
 
-def _write_ratings(rng: np.random.Generator, planted: _Planted, counts: np.ndarray, path: Path) -> None:
+def _write_ratings(
+    rng: np.random.Generator, planted: _Planted, counts: np.ndarray, path: Path, first_keys: np.ndarray
+) -> None:
     assert planted.cuts is not None
     with open(path, "w", encoding="ascii", newline="\n") as f:
         f.write("userId,movieId,rating,timestamp\n")
         for first in range(0, counts.size, USER_BLOCK):
-            keys = _pairs_for_block(rng, planted, counts[first : first + USER_BLOCK], first)
+            block = counts[first : first + USER_BLOCK]
+            keys = first_keys if first == 0 else _pairs_for_block(rng, planted, block, first)
             users, movies = keys >> 32, keys & 0xFFFFFFFF
             stars = HALF_STARS[np.searchsorted(planted.cuts, planted.scores(rng, users, movies))]
             times = planted.user_start[users] + rng.random(users.size) * planted.user_span[users]
@@ -256,11 +256,12 @@ def write_release(folder: str | os.PathLike, n_ratings: int, seed: int = 42) -> 
     rng = np.random.default_rng(seed)
     counts = _user_counts(rng, shape)
     planted = _plant(rng, shape)
-    planted = _Planted(**{**planted.__dict__, "cuts": _calibrate(rng, planted, counts)})
+    first_keys = _pairs_for_block(rng, planted, counts[:USER_BLOCK], 0)
+    planted = _Planted(**{**planted.__dict__, "cuts": _calibrate(rng, planted, first_keys)})
     _write_movies(rng, out, shape.n_movies)
     (out / "README.txt").write_text(_README.format(seed=seed, **shape.__dict__), encoding="utf-8")
     partial = out / "ratings.csv.partial"
-    _write_ratings(rng, planted, counts, partial)
+    _write_ratings(rng, planted, counts, partial, first_keys)
     partial.replace(out / "ratings.csv")
     return shape
 

@@ -52,7 +52,8 @@ def test_shape_follows_ml25m(release):
     assert len(np.unique(users * 1e6 + movies)) == N, "a (user, movie) pair is rated twice"
     per_user = np.bincount(users.astype(int))[1:]
     assert per_user.min() >= 20
-    assert per_user.max() > 10 * np.median(per_user), "user activity should have a heavy tail"
+    # Heavy tail, capped at half the catalogue (240 movies at this size; ml-25m's heaviest: 32k).
+    assert per_user.max() > 5 * np.median(per_user), "user activity should have a heavy tail"
     per_movie = np.sort(np.bincount(movies.astype(int)))[::-1]
     assert per_movie[: len(per_movie) // 10].sum() > 0.4 * N, (
         "the top tenth of movies should get most ratings"
