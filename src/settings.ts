@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { BucketName, KeyPrefix } from './contracts/s3';
 
 const repoRoot = resolve(__dirname, '..');
+const PACKAGE_ZIP = resolve(repoRoot, 'dist', 'spark', 'lensflow_spark.zip');
 
 const Env = z.object({
   TEMPORAL_ADDRESS: z.string().default('127.0.0.1:7233'),
@@ -47,7 +48,13 @@ export interface Settings {
   temporal: { address: string; namespace: string; taskQueue: string; webUiUrl: string };
   s3: { region: string; endpoint?: string; bucket: string; prefix: string };
   emr: { region: string; endpoint?: string; pollMs: number; logWaitMs: number };
-  data: { localDir?: string; cacheDir: string; downloadBaseUrl: string };
+  data: {
+    localDir?: string;
+    cacheDir: string;
+    downloadBaseUrl: string;
+    /** Runs `lensflow_spark.synthetic` for `synthetic` sources: the venv's python and the package zip. */
+    synthetic?: { python?: string; packageZip: string };
+  };
   spark: {
     venv?: string;
     jarsDir?: string;
@@ -88,6 +95,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     },
     data: { localDir: e.LENSFLOW_DATA_DIR ? resolve(e.LENSFLOW_DATA_DIR) : undefined, cacheDir: resolve(cache, 'datasets'),
       downloadBaseUrl: e.LENSFLOW_GROUPLENS_URL.replace(/\/+$/, ''),
+      synthetic: { python: e.LENSFLOW_VENV && resolve(e.LENSFLOW_VENV, 'bin', 'python'), packageZip: PACKAGE_ZIP },
     },
     spark: {
       venv: e.LENSFLOW_VENV,
@@ -95,7 +103,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
       master: e.LENSFLOW_SPARK_MASTER,
       driverMemory: e.LENSFLOW_SPARK_DRIVER_MEMORY,
       shufflePartitions: e.LENSFLOW_SPARK_SHUFFLE_PARTITIONS,
-      packageZip: resolve(repoRoot, 'dist', 'spark', 'lensflow_spark.zip'),
+      packageZip: PACKAGE_ZIP,
       jobsDir: resolve(repoRoot, 'spark', 'jobs'),
       emrBootstrap: resolve(repoRoot, 'deploy', 'aws', 'emr-bootstrap-venv.sh'),
       requirements: resolve(repoRoot, 'spark', 'requirements.txt'),

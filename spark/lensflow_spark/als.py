@@ -16,10 +16,11 @@ from typing import Any
 
 from pyspark.ml.evaluation import RegressionEvaluator
 from pyspark.ml.recommendation import ALS, ALSModel
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from . import columns as C
+from . import topn
 from .splits import Fold
 
 PREDICTION, SCORE, RANK = C.PREDICTION, C.SCORE, C.RANK
@@ -166,10 +167,6 @@ def movie_popularity(ratings: DataFrame) -> DataFrame:
     return ratings.groupBy(C.MOVIE_ID).agg(F.count(F.lit(1)).cast("double").alias(POPULARITY))
 
 
-def _dot(a: Column, b: Column) -> Column:
-    return F.aggregate(F.zip_with(a, b, lambda x, y: x * y), F.lit(0.0), lambda acc, x: acc + x)
-
-
 def recommend_for_users(
     model: ALSModel, users_df: DataFrame, n: int, rated_df: DataFrame, popularity_df: DataFrame
 ) -> DataFrame:
@@ -182,43 +179,25 @@ def recommend_for_users(
     rank 1-based in order of score descending then movie_id ascending, so ties are deterministic.
     A user gets fewer than `n` rows only when fewer unrated candidates exist.
 
-    Lazy. Scores every (user, unrated movie) pair against broadcast movie factors and popularity, so
-    those must fit in executor memory (they do up to ml-25m); pass only the users you need.
+    Blocked scoring (`topn`): cost users x movies x rank flops, memory one block of users per task;
+    no (user, movie) table is built. Lazy apart from collecting the movie factors and popularity
+    (catalogue-sized) for the broadcast.
     """
     if not _is_int(n) or n < 1:
         raise ValueError(f"n must be an int >= 1, got {n!r}")
     users = users_df.select(C.USER_ID).distinct()
     rated = rated_df.select(C.USER_ID, C.MOVIE_ID)
-    user_factors = model.userFactors.select(F.col("id").alias(C.USER_ID), F.col("features").alias("_user_f"))
-    movie_factors = model.itemFactors.select(
-        F.col("id").alias(C.MOVIE_ID), F.col("features").alias("_movie_f")
+    known = model.userFactors.join(users.withColumnRenamed(C.USER_ID, "id"), "id")
+    by_model = topn.factor_scores(known, model.itemFactors, n, exclude=rated)
+    unknown = users.join(model.userFactors.select(F.col("id").alias(C.USER_ID)), C.USER_ID, "left_anti")
+    by_popularity = topn.additive_scores(
+        unknown.withColumn(topn.TERM, F.lit(0.0)),
+        popularity_df.select(C.MOVIE_ID, F.col(POPULARITY).cast("double").alias(topn.TERM)),
+        n,
+        exclude=rated,
     )
-
-    by_model = (
-        users.join(user_factors, C.USER_ID)
-        .crossJoin(F.broadcast(movie_factors))
-        .join(rated, [C.USER_ID, C.MOVIE_ID], "left_anti")
-        .select(
-            C.USER_ID,
-            C.MOVIE_ID,
-            _dot(F.col("_user_f"), F.col("_movie_f")).alias(SCORE),
-            F.lit(SOURCE_ALS).alias(SOURCE),
-        )
-    )
-    by_popularity = (
-        users.join(user_factors, C.USER_ID, "left_anti")
-        .crossJoin(
-            F.broadcast(popularity_df.select(C.MOVIE_ID, F.col(POPULARITY).cast("double").alias(SCORE)))
-        )
-        .join(rated, [C.USER_ID, C.MOVIE_ID], "left_anti")
-        .select(C.USER_ID, C.MOVIE_ID, SCORE, F.lit(SOURCE_POPULARITY).alias(SOURCE))
-    )
-    order = Window.partitionBy(C.USER_ID).orderBy(F.col(SCORE).desc(), F.col(C.MOVIE_ID).asc())
-    return (
-        by_model.unionByName(by_popularity)
-        .withColumn(RANK, F.row_number().over(order))
-        .where(F.col(RANK) <= n)
-        .select(C.USER_ID, C.MOVIE_ID, SCORE, RANK, SOURCE)
+    return by_model.withColumn(SOURCE, F.lit(SOURCE_ALS)).unionByName(
+        by_popularity.withColumn(SOURCE, F.lit(SOURCE_POPULARITY))
     )
 
 

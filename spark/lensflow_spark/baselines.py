@@ -26,8 +26,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from . import columns as C
-from . import storage
-from .metrics import PREDICTION, SCORE, top_k
+from . import storage, topn
+from .metrics import PREDICTION, SCORE
 
 USER_BIAS = "user_bias"
 ITEM_BIAS = "item_bias"
@@ -106,21 +106,29 @@ class _BaselineModel:
         """`pairs` plus a double `score` column, the model's ranking score (higher is better). Lazy."""
         return self._project(pairs, self._score(), SCORE)
 
+    def _score_terms(self) -> tuple[Column, Column]:
+        """(per-user term over `users` columns, per-movie term over `items` columns) whose sum is
+        the score, summed in the same order as `_score()`, so ranks and ties are the same."""
+        raise NotImplementedError
+
     def recommend_for_users(self, users: DataFrame, k: int, *, exclude: DataFrame | None = None) -> DataFrame:
         """Top-k (user_id, movie_id, score, rank) lists for the distinct users in `users`. Lazy.
 
         Candidates are every movie of the training catalogue; pass the training ratings as
         `exclude` so no user is recommended a movie already rated (the ranking metrics assume it).
         Users unknown to the model get lists too, scored by the model's unknown-user rule. Ties
-        break by movie_id ascending (`metrics.top_k`). Scores users x catalogue: a cross join.
+        break by movie_id ascending, as `metrics.top_k` does. Every score is a per-user term plus a
+        per-movie term, so the lists are scored in blocks (`topn.additive_scores`), not as a users
+        x catalogue cross join; the per-movie terms (catalogue-sized) are collected to broadcast.
         """
-        candidates = (
-            users.select(C.USER_ID)
-            .where(F.col(C.USER_ID).isNotNull())
-            .distinct()
-            .crossJoin(self.items.select(C.MOVIE_ID))
-        )
-        return top_k(self.score(candidates), k, exclude=exclude)
+        user_term, movie_term = self._score_terms()
+        wanted = users.select(C.USER_ID).where(F.col(C.USER_ID).isNotNull()).distinct()
+        user_terms = self._with_user_parameters(wanted).select(C.USER_ID, user_term.alias(topn.TERM))
+        movie_terms = self.items.select(C.MOVIE_ID, movie_term.alias(topn.TERM))
+        return topn.additive_scores(user_terms, movie_terms, k, exclude=exclude)
+
+    def _with_user_parameters(self, users: DataFrame) -> DataFrame:
+        return users
 
     def unpersist(self) -> None:
         """Drops the model's cached tables."""
@@ -163,6 +171,9 @@ class GlobalMeanModel(_BaselineModel):
 
     def _prediction(self) -> Column:
         return F.lit(self.global_mean)
+
+    def _score_terms(self) -> tuple[Column, Column]:
+        return F.lit(self.global_mean), F.lit(0.0)
 
     @classmethod
     def load(cls, spark: SparkSession, path: str) -> GlobalMeanModel:
@@ -232,6 +243,13 @@ class UserItemBiasModel(_BaselineModel):
             + F.coalesce(F.col(USER_BIAS), F.lit(0.0))
             + F.coalesce(F.col(ITEM_BIAS), F.lit(0.0))
         )
+
+    def _score_terms(self) -> tuple[Column, Column]:
+        user = F.lit(self.global_mean) + F.coalesce(F.col(USER_BIAS), F.lit(0.0))
+        return user, F.coalesce(F.col(ITEM_BIAS), F.lit(0.0))
+
+    def _with_user_parameters(self, users: DataFrame) -> DataFrame:
+        return users.join(self.users, C.USER_ID, "left")
 
     def _config(self) -> dict:
         return asdict(self.config)
@@ -312,6 +330,9 @@ class MostPopularModel(_BaselineModel):
 
     def _score(self) -> Column:
         return F.coalesce(F.col(ITEM_COUNT), F.lit(0)).cast("double")
+
+    def _score_terms(self) -> tuple[Column, Column]:
+        return F.lit(0.0), F.col(ITEM_COUNT).cast("double")
 
     @classmethod
     def load(cls, spark: SparkSession, path: str) -> MostPopularModel:

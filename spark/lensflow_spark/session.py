@@ -4,8 +4,19 @@ EMR get theirs from spark-submit)."""
 from __future__ import annotations
 
 import os
+import sys
 
 from pyspark.sql import SparkSession
+
+SPARK_MASTER_ENV = "LENSFLOW_SPARK_MASTER"
+"""The one setting naming the Spark master: unset or `local[...]` runs in-process; `spark://host:port`
+targets a standalone cluster (`make cluster-up`), `yarn` a YARN cluster. The TypeScript worker reads
+the same variable (settings.ts) for spark-submit."""
+
+
+def spark_master(cores: int = 2) -> str:
+    """The master `LENSFLOW_SPARK_MASTER` names, `local[cores]` when it is unset or empty."""
+    return os.environ.get(SPARK_MASTER_ENV) or f"local[{cores}]"
 
 
 def local_session(
@@ -16,7 +27,7 @@ def local_session(
     driver_memory: str | None = None,
     extra: dict[str, str] | None = None,
 ) -> SparkSession:
-    """A local SparkSession bound to 127.0.0.1, with shuffles sized to `cores`.
+    """A SparkSession on `spark_master(cores)`, driver bound to 127.0.0.1, shuffles sized to `cores`.
 
     `fair`: jobs submitted from different threads share the cores through FAIR scheduler pools
     (the warm engine runs concurrent activities in one session). `extra`: further settings.
@@ -25,8 +36,11 @@ def local_session(
     `LENSFLOW_S3_ENDPOINT` set `s3a://` talks to that server with the credentials from the
     environment (the AWS default chain), as `.lensflow/local.env` provides them.
     """
+    # Python workers (pandas UDFs such as topn's blocked scoring) need this interpreter's numpy;
+    # PySpark reads their interpreter from this variable only (not from spark.pyspark.python).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = (
-        SparkSession.builder.master(f"local[{cores}]")
+        SparkSession.builder.master(spark_master(cores))
         .appName(app_name)
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
@@ -43,7 +57,11 @@ def local_session(
         builder = builder.config(key, value)
     jars = os.environ.get("LENSFLOW_SPARK_JARS")
     if jars:
-        builder = builder.config("spark.driver.extraClassPath", os.path.join(jars, "*"))
+        classpath = os.path.join(jars, "*")
+        # Executors of a cluster on this machine read the same folder; in local mode this is a no-op.
+        builder = builder.config("spark.driver.extraClassPath", classpath).config(
+            "spark.executor.extraClassPath", classpath
+        )
     endpoint = os.environ.get("LENSFLOW_S3_ENDPOINT")
     if endpoint:
         builder = (

@@ -14,6 +14,7 @@ import type { DataSource, DatasetName } from '../contracts/datasets';
 import type { Settings } from '../settings';
 import { DATASETS, type DatasetSpec } from './datasetCatalog';
 import { fileDefect } from './inputFiles';
+import { generateSynthetic } from './syntheticSource';
 
 /** A folder holding every file of the dataset, and a phrase saying where it came from. */
 export interface ResolvedDataset {
@@ -49,6 +50,7 @@ export async function resolveDataset(
   source: DataSource,
   data: Settings['data'],
 ): Promise<ResolvedDataset> {
+  if (source.kind === 'synthetic') return generateSynthetic(dataset, source, data);
   if (source.kind === 'local' || (source.kind === 'auto' && data.localDir)) {
     const base = source.kind === 'local' ? source.dir : data.localDir!;
     const dir = join(base, dataset);

@@ -24,7 +24,7 @@ import { cancelSignal, progressQuery, trainingPipeline } from '../workflows';
 
 const USAGE = `usage: lensflow <command> [options]
 
-  run [--dataset D] [--source auto|grouplens|local:<dir>] [--run-id ID] [--grid JSON] [--split JSON]
+  run [--dataset D] [--source auto|grouplens|local:<dir>|synthetic:<ratings>[:seed]] [--run-id ID] [--grid JSON] [--split JSON]
       [--runner local|emr:<clusterId>|emr-transient:<spec.json>] [--max-concurrent N] [--no-register] [--no-wait] [--rerun] [--json]
                                 start trainingPipeline; waits with a progress line, then prints a
                                 summary (--json: the full result document) unless --no-wait; a run id
@@ -44,7 +44,12 @@ const USAGE = `usage: lensflow <command> [options]
 function parseSource(text: string): DataSource {
   if (text === 'auto' || text === 'grouplens') return { kind: text };
   if (text.startsWith('local:') && text.length > 6) return { kind: 'local', dir: text.slice(6) };
-  throw new Error(`--source must be auto, grouplens or local:<dir>, not "${text}"`);
+  const synthetic = /^synthetic:(\d+(?:\.\d+)?)([kKmM]?)(?::(\d+))?$/.exec(text);
+  if (synthetic) {
+    const ratings = Math.round(Number(synthetic[1]) * { '': 1, k: 1e3, m: 1e6 }[synthetic[2]!.toLowerCase() as '' | 'k' | 'm']);
+    return DataSource.parse({ kind: 'synthetic', ratings, seed: synthetic[3] === undefined ? undefined : Number(synthetic[3]) });
+  }
+  throw new Error(`--source must be auto, grouplens, local:<dir> or synthetic:<ratings>[:seed] (e.g. synthetic:25M:7), not "${text}"`);
 }
 
 function parseRunner(text: string): RunnerSpec {

@@ -14,45 +14,17 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.window import Window
 
 from .. import columns as C
 from .. import tables
 from ..als import load_model, movie_popularity, recommend_for_users
 from ..contracts import shared_fact
 from ..storage import write_json
+from ..topn import similar_movies
 
 # Read back by `lensflow recommend`; the size is defined in src/contracts/recommendations.ts.
 USERS_PER_SHARD: int = shared_fact("recommendation-shards")["usersPerShard"]
 SIMILAR_FOR = 2000  # similar movies for this many most-rated movies, unless the input says
-
-
-def similar_movies(item_factors: DataFrame, movie_ids: DataFrame, n: int) -> DataFrame:
-    """For each movie in `movie_ids`, the `n` others among them with the most similar factors.
-
-    similarity(i, j) = <f_i, f_j> / (|f_i| |f_j|); ties by movie_id ascending. Lazy; a cross join of
-    the given movies, so keep `movie_ids` to a few thousand.
-    """
-    f = item_factors.join(movie_ids, F.col("id") == F.col(C.MOVIE_ID)).select(
-        F.col(C.MOVIE_ID), F.col("features")
-    )
-    norm = F.sqrt(F.aggregate(F.transform("features", lambda x: x * x), F.lit(0.0), lambda a, x: a + x))
-    f = f.withColumn("_norm", norm)
-    a, b = f.alias("a"), f.alias("b")
-    dot = F.aggregate(
-        F.zip_with("a.features", "b.features", lambda x, y: x * y), F.lit(0.0), lambda s, x: s + x
-    )
-    pairs = (
-        a.crossJoin(b)
-        .where(F.col(f"a.{C.MOVIE_ID}") != F.col(f"b.{C.MOVIE_ID}"))
-        .select(
-            F.col(f"a.{C.MOVIE_ID}").alias(C.MOVIE_ID),
-            F.col(f"b.{C.MOVIE_ID}").alias("similar_movie_id"),
-            (dot / (F.col("a._norm") * F.col("b._norm"))).alias("similarity"),
-        )
-    )
-    order = Window.partitionBy(C.MOVIE_ID).orderBy(F.col("similarity").desc(), F.col("similar_movie_id"))
-    return pairs.withColumn("rank", F.row_number().over(order)).where(F.col("rank") <= n)
 
 
 def _write_user_shards(spark: SparkSession, recs: DataFrame, folder: str) -> None:

@@ -1,0 +1,129 @@
+"""Blocked top-k lists against the cross join they replaced, on ml-latest-small, and edge cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pyspark.sql import Window
+from pyspark.sql import functions as F
+
+from lensflow_spark import columns as C
+from lensflow_spark import topn
+from lensflow_spark.als import ALSConfig, ALSRuntime, movie_popularity, recommend_for_users, train_final
+from lensflow_spark.baselines import GlobalMean, MostPopular, UserItemBias
+from lensflow_spark.metrics import ranking_metrics, top_k
+from lensflow_spark.readers import read_dataset
+from lensflow_spark.splits import random_holdout
+
+K = 10
+
+
+@pytest.fixture(scope="module")
+def small(spark, movielens_dir):
+    ratings = read_dataset(spark, "ml-latest-small", str(movielens_dir / "ml-latest-small")).ratings
+    split = random_holdout(ratings.select(C.USER_ID, C.MOVIE_ID, C.RATING), 0.2, seed=3)
+    train, test = split.train.cache(), split.test.cache()
+    yield train, test
+    train.unpersist()
+    test.unpersist()
+
+
+def _dot(a, b):
+    return F.aggregate(F.zip_with(a, b, lambda x, y: x * y), F.lit(0.0), lambda acc, x: acc + x)
+
+
+def _cross_join_als(model, users, n, rated, popularity):
+    """recommend_for_users as main had it (a users x movies cross join), the reference."""
+    user_f = model.userFactors.select(F.col("id").alias(C.USER_ID), F.col("features").alias("_u"))
+    movie_f = model.itemFactors.select(F.col("id").alias(C.MOVIE_ID), F.col("features").alias("_m"))
+    by_model = (
+        users.join(user_f, C.USER_ID)
+        .crossJoin(movie_f)
+        .join(rated, [C.USER_ID, C.MOVIE_ID], "left_anti")
+        .select(C.USER_ID, C.MOVIE_ID, _dot(F.col("_u"), F.col("_m")).alias(C.SCORE))
+    )
+    by_popularity = (
+        users.join(user_f, C.USER_ID, "left_anti")
+        .crossJoin(popularity.select(C.MOVIE_ID, F.col("popularity").alias(C.SCORE)))
+        .join(rated, [C.USER_ID, C.MOVIE_ID], "left_anti")
+    )
+    order = Window.partitionBy(C.USER_ID).orderBy(F.col(C.SCORE).desc(), F.col(C.MOVIE_ID).asc())
+    both = by_model.unionByName(by_popularity)
+    return both.withColumn(C.RANK, F.row_number().over(order)).where(F.col(C.RANK) <= n)
+
+
+def _lists(df):
+    return sorted((r[C.USER_ID], r[C.RANK], r[C.MOVIE_ID]) for r in df.collect())
+
+
+def test_als_lists_and_metrics_equal_the_cross_join(spark, small, tmp_path):
+    train, test = small
+    runtime = ALSRuntime(checkpoint_dir=str(tmp_path / "ckpt"), num_blocks=2)
+    model = train_final(spark, train, ALSConfig(rank=8, max_iter=5), runtime)
+    # Test users include some absent from train: they get the popularity fallback in both.
+    users = test.select(C.USER_ID).distinct().unionByName(spark.createDataFrame([(10**6,)], "user_id int"))
+    popularity = movie_popularity(train)
+
+    blocked = recommend_for_users(model, users, K, train, popularity).cache()
+    reference = _cross_join_als(model, users, K, train, popularity).cache()
+
+    assert blocked.count() == reference.count() > 0
+    assert _lists(blocked) == _lists(reference)
+    assert ranking_metrics(blocked, test, K) == ranking_metrics(reference, test, K)
+    joined = blocked.join(reference.withColumnRenamed(C.SCORE, "_ref"), [C.USER_ID, C.RANK, C.MOVIE_ID])
+    assert joined.agg(F.max(F.abs(F.col(C.SCORE) - F.col("_ref")))).first()[0] < 1e-5
+    assert {r[0] for r in blocked.where(F.col(C.USER_ID) == 10**6).select("source").collect()} == {
+        "popularity"
+    }
+
+
+@pytest.mark.parametrize("estimator", [GlobalMean(), UserItemBias(), MostPopular()], ids=type)
+def test_baseline_lists_and_metrics_equal_the_cross_join(spark, small, estimator):
+    train, test = small
+    model = estimator.fit(train)
+    users = test.select(C.USER_ID).distinct()
+    candidates = users.crossJoin(model.items.select(C.MOVIE_ID))
+    reference = top_k(model.score(candidates), K, exclude=train).cache()
+    blocked = model.recommend_for_users(users, K, exclude=train).cache()
+
+    assert _lists(blocked) == _lists(reference)
+    assert ranking_metrics(blocked, test, K) == ranking_metrics(reference, test, K)
+    scores = blocked.join(reference.withColumnRenamed(C.SCORE, "_ref"), [C.USER_ID, C.RANK, C.MOVIE_ID])
+    assert scores.where(F.col(C.SCORE) != F.col("_ref")).count() == 0, "additive scores must be bit-equal"
+
+
+def test_block_top_k_breaks_ties_by_movie_and_skips_nan():
+    scores = np.array([[1.0, 2.0, 2.0, np.nan, 2.0], [np.nan, np.nan, 0.5, np.nan, np.nan]])
+    rows, cols, rank = topn.block_top_k(scores, 2)
+    assert list(zip(rows.tolist(), cols.tolist(), rank.tolist(), strict=True)) == [
+        (0, 1, 1),
+        (0, 2, 2),
+        (1, 2, 1),
+    ]
+
+
+def test_factor_scores_exclude_rated_and_return_short_lists(spark):
+    users = spark.createDataFrame([(1, [1.0, 0.0]), (2, [0.0, 1.0])], "id int, features array<float>")
+    movies = spark.createDataFrame(
+        [(10, [3.0, 1.0]), (20, [2.0, 2.0]), (30, [1.0, 3.0])], "id int, features array<float>"
+    )
+    rated = spark.createDataFrame([(1, 10), (2, 30), (2, 20)], "user_id int, movie_id int")
+    got = topn.factor_scores(users, movies, 5, exclude=rated).orderBy(C.USER_ID, C.RANK).collect()
+    assert [(r[C.USER_ID], r[C.MOVIE_ID], r[C.SCORE], r[C.RANK]) for r in got] == [
+        (1, 20, 2.0, 1),
+        (1, 30, 1.0, 2),
+        (2, 10, 1.0, 1),
+    ]
+    with pytest.raises(ValueError, match="k must be an int >= 1"):
+        topn.factor_scores(users, movies, 0)
+
+
+def test_similar_movies_are_the_nearest_by_cosine(spark):
+    factors = spark.createDataFrame(
+        [(1, [1.0, 0.0]), (2, [0.9, 0.1]), (3, [0.0, 1.0]), (4, [-1.0, 0.0])], "id int, features array<float>"
+    )
+    wanted = spark.createDataFrame([(1,), (2,), (3,), (4,)], "movie_id int")
+    rows = topn.similar_movies(factors, wanted, 1).collect()
+    assert {r[C.MOVIE_ID]: r["similar_movie_id"] for r in rows} == {1: 2, 2: 1, 3: 2, 4: 3}
+    by_movie = {r[C.MOVIE_ID]: r["similarity"] for r in rows}
+    assert by_movie[1] == pytest.approx(0.9 / np.hypot(0.9, 0.1), rel=1e-6)
