@@ -10,14 +10,14 @@ const cleanInput = { dataset: 'ml-100k', raw: 's3://b/p/raw/ml-100k/', output: '
 const step = buildSparkStep('clean', 'ml-100k-20261124-abc', { codeUri: 's3://b/p/code/0123/' }, cleanInput, 's3://b/p/runs/x/results/clean.json');
 const withJson = buildSparkStep('als_point', 'r-1', { codeUri: 's3://b/c/' }, { folds: [{ train: 's3://b/f/0/train', test: 's3://b/f/0/test' }] }, 's3://b/r.json');
 
-test('a step is what EMR AddJobFlowSteps takes: command-runner.jar running spark-submit in cluster mode, the input document as --input', () => {
+test('a step is what EMR AddJobFlowSteps takes: command-runner.jar running spark-submit in client mode (a cancel ends the application), the input document as --input', () => {
   expect(step).toEqual({
     name: 'lensflow clean ml-100k-20261124-abc',
     actionOnFailure: 'CONTINUE',
     hadoopJarStep: {
       jar: 'command-runner.jar',
       args: [
-        'spark-submit', '--deploy-mode', 'cluster', '--name', 'lensflow-clean-ml-100k-20261124-abc',
+        'spark-submit', '--deploy-mode', 'client', '--name', 'lensflow-clean-ml-100k-20261124-abc',
         '--py-files', 's3://b/p/code/0123/lensflow_spark.zip', 's3://b/p/code/0123/jobs/clean.py',
         '--input', JSON.stringify(cleanInput), '--result', 's3://b/p/runs/x/results/clean.json',
       ],

@@ -120,7 +120,8 @@ it('no workflow history, log, S3 object or failure message holds the S3 keys aft
   expect(histories).toBeGreaterThanOrEqual(2);
 
   const logs = filesUnder(LOGS);
-  expect(logs.some((f) => f.includes(`${join('logs', 'steps')}`))).toBe(true);
+  // The warm Spark engine's log holds every local job's output (there are no per-step logs locally).
+  expect(logs.some((f) => f.endsWith('spark-worker.log'))).toBe(true);
   for (const file of logs) found.push(...leaks(readFileSync(file)).map((n) => `${file}: ${n}`));
 
   const s3 = s3Leaks(prefix);

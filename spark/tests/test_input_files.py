@@ -9,7 +9,7 @@ import pytest
 
 from lensflow_spark import schemas
 from lensflow_spark.input_files import InputFileError, check_release_file, release_files
-from lensflow_spark.jobs import clean as clean_job
+from lensflow_spark.jobs import runtime
 from lensflow_spark.readers import DATASETS, read_dataset
 
 RATINGS_HEADER = "userId,movieId,rating,timestamp\r\n"
@@ -96,20 +96,9 @@ def test_the_clean_job_fails_on_a_header_only_ratings_file_before_writing_anythi
     write(raw, "ratings.csv", RATINGS_HEADER)
     write(raw, "movies.csv", "movieId,title,genres\r\n10,Toy Story (1995),Comedy\r\n")
     out = tmp_path / "out"
-    args = clean_job.parse_args(
-        [
-            "--dataset",
-            "ml-latest-small",
-            "--raw",
-            str(raw),
-            "--output",
-            f"{out}/processed",
-            "--result",
-            f"{out}/r.json",
-        ]
-    )
+    job_input = {"dataset": "ml-latest-small", "raw": str(raw), "output": f"{out}/processed"}
     with pytest.raises(InputFileError, match=r"^NoDataRows: .*/raw/ratings\.csv: the file holds its header"):
-        clean_job.run(spark, args)
+        runtime.execute(spark, "clean", job_input, f"{out}/r.json")
     assert not out.exists()
 
 
