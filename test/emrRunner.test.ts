@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { AddJobFlowStepsCommand, CancelStepsCommand, DescribeClusterCommand, ListStepsCommand, RunJobFlowCommand, type EMRClient } from '@aws-sdk/client-emr';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
 import { CleanResult } from '../src/contracts/jobResults';
 import { EmrTransientSpec, type StepHandle } from '../src/contracts/runner';
@@ -23,7 +23,7 @@ import { createS3Client } from '../src/activities/s3Client';
 import type { StepContext } from '../src/activities/sparkRunner';
 import { buildSparkStep, type JobPackage } from '../src/activities/sparkSteps';
 import { EmrTestServer, liveGroupMembers, liveProcessesMatching } from './emr/emrTestServer';
-import { stackSettings, uniquePrefix } from './helpers/stack';
+import { s3Snapshot, stackSettings, uniquePrefix } from './helpers/stack';
 
 // Nothing here may reach for the instance-metadata address (not loopback).
 process.env.AWS_EC2_METADATA_DISABLED = 'true';
@@ -68,16 +68,7 @@ function clientFor(endpoint: string, region: string, credentials = { accessKeyId
 }
 
 /** Every object under `keyPrefix` with its ETag and modification time. */
-async function snapshot(keyPrefix: string): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  let token: string | undefined;
-  do {
-    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: keyPrefix, ContinuationToken: token }));
-    for (const o of page.Contents ?? []) out[o.Key!] = `${o.ETag} ${o.LastModified?.toISOString()}`;
-    token = page.NextContinuationToken;
-  } while (token);
-  return out;
-}
+const snapshot = (keyPrefix: string) => s3Snapshot(s3, bucket, keyPrefix);
 
 /** The process group of a process, from /proc; undefined once it has exited (spark-submit's launcher JVM exits at once). */
 function processGroupOf(pid: number): number | undefined {

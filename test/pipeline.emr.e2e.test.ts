@@ -15,14 +15,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { createS3Client } from '../src/activities/s3Client';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 import { progressQuery, trainingPipeline } from '../src/workflows';
 import { EmrTestServer, liveProcessesMatching } from './emr/emrTestServer';
 import { startFaultyS3Proxy } from './helpers/faultyS3Proxy';
-import { stackSettings, temporalCli, uniquePrefix } from './helpers/stack';
+import { s3Snapshot, stackSettings, temporalCli, uniquePrefix } from './helpers/stack';
 
 jest.setTimeout(12 * 60_000);
 const settings = stackSettings();
@@ -57,16 +56,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const s3 = createS3Client(settings.s3);
 
 /** Every object under `keyPrefix` with its ETag and modification time. */
-async function snapshot(keyPrefix: string): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  let token: string | undefined;
-  do {
-    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: keyPrefix, ContinuationToken: token }));
-    for (const o of page.Contents ?? []) out[o.Key!] = `${o.ETag} ${o.LastModified?.toISOString()}`;
-    token = page.NextContinuationToken;
-  } while (token);
-  return out;
-}
+const snapshot = (keyPrefix: string) => s3Snapshot(s3, bucket, keyPrefix);
 
 let server: EmrTestServer;
 let closeServer: () => Promise<void>;

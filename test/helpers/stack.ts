@@ -5,6 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { loadSettings, type Settings } from '../../src/settings';
 
 export function stackSettings(): Settings {
@@ -38,4 +39,16 @@ export function temporalCli(settings: Settings, args: string[]): string {
   const res = spawnSync(process.env.LENSFLOW_TEMPORAL_CLI ?? 'temporal', [...args, '--address', settings.temporal.address], { encoding: 'utf8' });
   if (res.status !== 0) throw new Error(`temporal ${args.join(' ')} failed: ${res.stderr}`);
   return res.stdout;
+}
+
+/** Every object under `keyPrefix` with its ETag and modification time: compare two to see writes. */
+export async function s3Snapshot(s3: S3Client, bucket: string, keyPrefix: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  let token: string | undefined;
+  do {
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: keyPrefix, ContinuationToken: token }));
+    for (const o of page.Contents ?? []) out[o.Key!] = `${o.ETag} ${o.LastModified?.toISOString()}`;
+    token = page.NextContinuationToken;
+  } while (token);
+  return out;
 }
