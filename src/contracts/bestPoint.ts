@@ -5,21 +5,26 @@
 import { z } from 'zod';
 
 export const BestPointRule = z.object({
-  /** Lower is better; two values this close are a tie. */
+  /** ALS's grid: lower is better. A model family is judged by its own objective (`OBJECTIVES` in models.ts); two values this close are a tie. */
   metric: z.literal('rmse'),
   tolerance: z.number().nonnegative(),
-  /** Ties go to the simpler model, key by key; a tie on every key goes to the earlier grid point. */
-  tieBreak: z.array(z.object({ field: z.enum(['rank', 'regParam', 'maxIter']), order: z.enum(['asc', 'desc']) })),
+  /**
+   * Ties go to the simpler model, key by key; a tie on every key goes to the earlier grid point.
+   * Field names as in `AlsPoint`; a model family's point (snake_case keys) is matched by the
+   * snake_case form (`regParam` -> `reg_param`). A family without the key skips it.
+   */
+  tieBreak: z.array(z.object({ field: z.enum(['rank', 'regParam', 'maxIter', 'l2']), order: z.enum(['asc', 'desc']) })),
 });
 export type BestPointRule = z.infer<typeof BestPointRule>;
 
 export const BEST_POINT_RULE: BestPointRule = {
   metric: 'rmse',
   tolerance: 1e-12,
-  // Smaller rank, then stronger regularisation, then fewer iterations.
+  // Smaller rank, then stronger regularisation, then fewer iterations, then a stronger L2 penalty.
   tieBreak: [
     { field: 'rank', order: 'asc' },
     { field: 'regParam', order: 'desc' },
     { field: 'maxIter', order: 'asc' },
+    { field: 'l2', order: 'desc' },
   ],
 };

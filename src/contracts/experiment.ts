@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { FamilyName, SEARCHED_FAMILIES } from './models';
 
 /** One ALS hyperparameter point, with Spark's parameter names (what users know from MLlib). */
 export const AlsPoint = z
@@ -24,6 +25,37 @@ export const AlsGrid = z
   })
   .strict();
 export type AlsGrid = z.infer<typeof AlsGrid>;
+
+/** A hyperparameter value of a model family (numbers, flags, or a name). */
+const ParamValue = z.union([z.number(), z.boolean(), z.string()]);
+
+/**
+ * One grid point of a model family: keys are the family's hyperparameter names exactly as
+ * `lensflow_spark.families` takes them (snake_case, e.g. `{ rank: 32, reg_param: 0.1, alpha: 5 }`);
+ * the Spark side rejects an unknown name with the family's list of known ones.
+ */
+export const FamilyPoint = z.record(z.string().regex(/^[a-z][a-z0-9_]*$/, 'use the family\'s snake_case hyperparameter names'), ParamValue);
+export type FamilyPoint = z.infer<typeof FamilyPoint>;
+
+/** One family's grid: a list of values per hyperparameter; the points are their cartesian product. */
+export const FamilyGrid = z.record(z.string().regex(/^[a-z][a-z0-9_]*$/, 'use the family\'s snake_case hyperparameter names'), z.array(ParamValue).min(1));
+export type FamilyGrid = z.infer<typeof FamilyGrid>;
+
+/**
+ * A grid per model family, e.g. `{ bias_als: { rank: [20, 50], reg_param: [0.1, 0.2] }, torch_ease: { l2: [200, 500] } }`.
+ * A family left out is not searched; `{}` searches the family's defaults (one point). Baselines
+ * have nothing to tune and are always evaluated.
+ */
+export const FamilyGrids = z
+  .partialRecord(FamilyName, FamilyGrid)
+  .superRefine((grids, ctx) => {
+    for (const name of Object.keys(grids)) {
+      if (!(SEARCHED_FAMILIES as readonly string[]).includes(name)) {
+        ctx.addIssue({ code: 'custom', path: [name], message: `${name} is a baseline with nothing to tune; search one of ${SEARCHED_FAMILIES.join(', ')}` });
+      }
+    }
+  });
+export type FamilyGrids = z.infer<typeof FamilyGrids>;
 
 /**
  * How ratings are split. `random` / `time` hold out a test set (seeded random rows, or each user's
@@ -66,6 +98,11 @@ export const ModelMetrics = z
     ndcg_at_k: Metric,
     map_at_k: Metric,
     catalogue_coverage: Metric,
+    /** Rating families only (absent in runs from before the model families). */
+    r2: Metric.optional(),
+    explained_variance: Metric.optional(),
+    distributional_coverage: Metric.optional(),
+    novelty: Metric.optional(),
   })
   .strict();
 export type ModelMetrics = z.infer<typeof ModelMetrics>;

@@ -6,8 +6,9 @@
  */
 import { z } from 'zod';
 import { DatasetName } from './datasets';
-import { AlsPoint, RankingSettings, SplitProtocol } from './experiment';
+import { AlsPoint, FamilyPoint, RankingSettings, SplitProtocol } from './experiment';
 import { FoldUris, type JobName } from './jobResults';
+import { FamilyName } from './models';
 import { runLayout } from './pipeline';
 import { BucketName, KeyPrefix } from './s3';
 
@@ -31,10 +32,26 @@ export const SplitInput = z
 
 export const AlsPointJobInput = z.object({ folds: z.array(FoldUris).min(1), point: AlsPoint, ...ModelOptions }).strict();
 
-export const TrainFinalInput = z.object({ ratings: StorageUri, point: AlsPoint, model: StorageUri, ...ModelOptions }).strict();
+/** One model family's grid point cross-validated on the CV folds, scored by the family's objective. */
+export const ModelPointInput = z
+  .object({ family: FamilyName, point: FamilyPoint, folds: z.array(FoldUris).min(1), ranking: RankingSettings, ...ModelOptions })
+  .strict();
+
+/** Without `family`: plain ALS at an `AlsPoint`; with it: that family at its chosen `FamilyPoint`. */
+export const TrainFinalInput = z
+  .object({ ratings: StorageUri, family: FamilyName.optional(), point: z.union([AlsPoint, FamilyPoint]), model: StorageUri, ...ModelOptions })
+  .strict();
 
 export const EvaluateInput = z
-  .object({ folds: z.array(FoldUris).min(1), movies: StorageUri, point: AlsPoint, ranking: RankingSettings, ...ModelOptions })
+  .object({
+    folds: z.array(FoldUris).min(1),
+    movies: StorageUri,
+    point: AlsPoint,
+    /** Each searched family's chosen point, evaluated beside ALS and the baselines (absent: ALS and baselines only). */
+    families: z.partialRecord(FamilyName, FamilyPoint).optional(),
+    ranking: RankingSettings,
+    ...ModelOptions,
+  })
   .strict();
 
 export const AnalysisInput = z
@@ -81,6 +98,7 @@ export const JobInputs = {
   clean: CleanInput,
   split: SplitInput,
   als_point: AlsPointJobInput,
+  model_point: ModelPointInput,
   evaluate: EvaluateInput,
   train_final: TrainFinalInput,
   analysis: AnalysisInput,

@@ -5,7 +5,8 @@
  */
 import { z } from 'zod';
 import { DatasetName } from './datasets';
-import { AlsPoint, ModelMetrics, RankingSettings, SplitProtocol } from './experiment';
+import { AlsPoint, FamilyPoint, ModelMetrics, RankingSettings, SplitProtocol } from './experiment';
+import { FamilyName } from './models';
 
 /** A storage URI as a job sees it: `s3://`, `s3a://` or a local path. */
 const StorageUri = z.string().min(1);
@@ -70,23 +71,45 @@ export const AlsPointResult = z
   .strict();
 export type AlsPointResult = z.infer<typeof AlsPointResult>;
 
-/** ALS and the three baselines on the evaluation folds (means over folds). */
+/** Scores of one fold or their mean: the family's objective metric and its companions (`rmse` + `mae`, or the ranking metrics at k). */
+const Scores = z.record(z.string(), z.number().nullable());
+
+/** One model family's grid point over all CV folds: the unit the per-family grid search fans out. */
+export const ModelPointResult = z
+  .object({
+    job: z.literal('model_point'),
+    family: FamilyName,
+    point: FamilyPoint,
+    /** The metric the family is selected by: `rmse` (lower is better) or `ndcg_at_k` (higher). */
+    objective: z.enum(['rmse', 'ndcg_at_k']),
+    folds: z.array(z.object({ fold: z.number().int().nonnegative(), nTest: Count, scores: Scores }).strict()).min(1),
+    mean: Scores,
+    std: Scores,
+    /** Seconds spent fitting, summed over folds (each fit forced). */
+    fitSeconds: z.number().nonnegative(),
+  })
+  .strict();
+export type ModelPointResult = z.infer<typeof ModelPointResult>;
+
+/** ALS, the searched families and the three baselines on the evaluation folds (means over folds). */
 export const EvaluateResult = z
   .object({
     job: z.literal('evaluate'),
     point: AlsPoint,
+    /** The searched families' points that were evaluated (absent: ALS and baselines only). */
+    families: z.partialRecord(FamilyName, FamilyPoint).optional(),
     ranking: RankingSettings,
     folds: Count,
     models: z
       .object({ als: ModelMetrics, global_mean: ModelMetrics, user_item_bias: ModelMetrics, most_popular: ModelMetrics })
-      .strict(),
+      .catchall(ModelMetrics),
   })
   .strict();
 export type EvaluateResult = z.infer<typeof EvaluateResult>;
 
 /** The final model, trained on all clean ratings at the chosen point. */
 export const TrainFinalResult = z
-  .object({ job: z.literal('train_final'), point: AlsPoint, modelUri: StorageUri, nRatings: Count, nUsers: Count, nMovies: Count })
+  .object({ job: z.literal('train_final'), family: FamilyName.optional(), point: z.union([AlsPoint, FamilyPoint]), modelUri: StorageUri, nRatings: Count, nUsers: Count, nMovies: Count })
   .strict();
 export type TrainFinalResult = z.infer<typeof TrainFinalResult>;
 
@@ -123,6 +146,7 @@ export const JobResults = {
   clean: CleanResult,
   split: SplitResult,
   als_point: AlsPointResult,
+  model_point: ModelPointResult,
   evaluate: EvaluateResult,
   train_final: TrainFinalResult,
   analysis: AnalysisResult,

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { DatasetName, DataSource } from './datasets';
-import { AlsGrid, AlsPoint, ModelMetrics, RankingSettings, SplitProtocol } from './experiment';
-import { AlsPointResult, AnalysisResult, CleanResult, EvaluateResult, RecommendResult, ReportResult, TrainFinalResult } from './jobResults';
+import { AlsGrid, AlsPoint, FamilyGrids, FamilyPoint, ModelMetrics, RankingSettings, SplitProtocol } from './experiment';
+import { FamilyName } from './models';
+import { AlsPointResult, ModelPointResult, AnalysisResult, CleanResult, EvaluateResult, RecommendResult, ReportResult, TrainFinalResult } from './jobResults';
 import { RegistryDecision } from './registry';
 import { RunnerSpec } from './runner';
 import { BucketName, KeyPrefix, S3Uri } from './s3';
@@ -18,7 +19,13 @@ export const TrainingPipelineInput = z
     prefix: KeyPrefix,
     /** Defaults to one derived from the workflow id (what a Schedule's runs need). */
     runId: RunId.optional(),
+    /** Plain ALS's grid (Spark's parameter names); its best point is trained, served and shown as `als`. */
     grid: AlsGrid.default(AlsGrid.parse({})),
+    /**
+     * The other model families to search, each with its own grid (`FamilyGrids`) and selected by
+     * its own objective, then evaluated beside ALS and the baselines. Absent: ALS only.
+     */
+    families: FamilyGrids.refine((g) => !('als' in g), { message: 'plain ALS is searched by `grid` (rank, regParam, maxIter); leave als out of `families`' }).optional(),
     split: SplitProtocol.default(SplitProtocol.parse({ kind: 'random' })),
     ranking: RankingSettings.default(RankingSettings.parse({})),
     /** How many recommendations per user the final model writes. */
@@ -46,13 +53,44 @@ export type StageTiming = z.infer<typeof StageTiming>;
 export const GridRow = z.object({ index: z.number().int(), point: AlsPoint, rmse: z.number(), mae: z.number(), rmseStd: z.number() });
 export type GridRow = z.infer<typeof GridRow>;
 
+/** One searched family's grid point: its mean CV scores and the objective it is judged by. */
+export const FamilyRow = z.object({
+  family: FamilyName,
+  index: z.number().int(),
+  point: FamilyPoint,
+  objective: z.enum(['rmse', 'ndcg_at_k']),
+  /** Mean CV value of the objective. */
+  score: z.number(),
+  scoreStd: z.number(),
+});
+export type FamilyRow = z.infer<typeof FamilyRow>;
+
+/** A model chosen by the run: plain ALS (an `AlsPoint`) or a family at its `FamilyPoint`. */
+export const ChosenModel = z.object({ family: FamilyName, point: z.union([AlsPoint, FamilyPoint]), cv: z.number() });
+export type ChosenModel = z.infer<typeof ChosenModel>;
+
+export const FamiliesOutcome = z.object({
+  /** Every searched point of every family, in grid order per family. */
+  grid: z.array(FamilyRow),
+  /** Each family's best point by its own objective. */
+  best: z.partialRecord(FamilyName, FamilyRow),
+  /** The best rating model by CV RMSE (ALS included): the one registered. */
+  rating: ChosenModel,
+  /** The best ranking model by CV NDCG@k: what `recommend` serves (null when no ranking family was searched). */
+  ranking: ChosenModel.nullable(),
+  details: z.array(ModelPointResult),
+});
+export type FamiliesOutcome = z.infer<typeof FamiliesOutcome>;
+
 export const TrainingPipelineResult = z.object({
   runId: RunId,
   dataset: DatasetName,
   runUri: S3Uri,
   best: GridRow,
   grid: z.array(GridRow),
-  test: z.object({ als: ModelMetrics, global_mean: ModelMetrics, user_item_bias: ModelMetrics, most_popular: ModelMetrics }),
+  test: z.object({ als: ModelMetrics, global_mean: ModelMetrics, user_item_bias: ModelMetrics, most_popular: ModelMetrics }).catchall(ModelMetrics),
+  /** The per-family search, when `families` was given. */
+  families: FamiliesOutcome.optional(),
   outputs: z.object({
     processed: S3Uri,
     model: z.string(),
@@ -100,6 +138,8 @@ export function runLayout(bucket: string, prefix: string, runId: string) {
     reportUri: `${runUri}report/`,
     checkpointUri: (name: string) => `${runUri}checkpoints/${name}/`,
     gridResultsUri: `${runUri}results/grid/`,
+    /** One `model_point` result per family point: `results/families/<family>/<activity id>.json`. */
+    familyResultsUri: `${runUri}results/families/`,
     resultUri: (job: string) => `${runUri}results/${job}.json`,
   };
 }

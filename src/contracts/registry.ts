@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { DatasetName } from './datasets';
-import { AlsPoint, ModelMetrics } from './experiment';
+import { AlsPoint, FamilyPoint, ModelMetrics } from './experiment';
+import { FamilyName } from './models';
 import { BucketName, KeyPrefix } from './s3';
 
 /**
@@ -14,7 +15,10 @@ export const ModelEntry = z.object({
   protocolKey: z.string(),
   /** The staged version (`raw/<dataset>/<version>/`, a SHA-256 over the files' checksums): the exact data the metrics were measured on. */
   dataKey: z.string(),
-  point: AlsPoint,
+  /** The model family; absent: plain ALS (entries from before the model families). */
+  family: FamilyName.optional(),
+  /** An `AlsPoint` for plain ALS, else the family's point (its snake_case hyperparameter names). */
+  point: z.union([AlsPoint, FamilyPoint]),
   metrics: ModelMetrics,
   modelUri: z.string(),
   registeredAt: z.string(),

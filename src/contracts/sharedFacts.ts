@@ -3,6 +3,7 @@
  * (`make contracts`; a jest test fails when the committed files are stale).
  */
 import { BEST_POINT_RULE } from './bestPoint';
+import { MODELS_FACT } from './models';
 import { RECOMMENDATION_SHARDS } from './recommendations';
 import { CANDIDATE_DELIMITERS, RELEASE_FORMATS } from './releaseFormats';
 
@@ -10,5 +11,6 @@ export const SHARED_FACTS: Record<string, unknown> = {
   'release-formats.json': RELEASE_FORMATS,
   'candidate-delimiters.json': CANDIDATE_DELIMITERS,
   'best-point-rule.json': BEST_POINT_RULE,
+  'models.json': MODELS_FACT,
   'recommendation-shards.json': RECOMMENDATION_SHARDS,
 };

@@ -21,13 +21,17 @@ import {
 } from '@temporalio/workflow';
 import { z } from 'zod';
 import type { Activities } from '../activities';
-import type { AlsPoint } from '../contracts/experiment';
+import type { AlsPoint, FamilyPoint } from '../contracts/experiment';
+import { MODEL_FAMILIES, type FamilyName } from '../contracts/models';
 import { JobInputs, sparkTaskQueueOf, type JobInputOf, type JobRequest, type JobRun } from '../contracts/jobInputs';
 import type { JobName, JobResultOf } from '../contracts/jobResults';
 import {
   TrainingPipelineInput,
   runIdFromWorkflowId,
   runLayout,
+  type ChosenModel,
+  type FamiliesOutcome,
+  type FamilyRow,
   type GridRow,
   type PipelineProgress,
   type TrainingPipelineConfig,
@@ -36,7 +40,7 @@ import {
 import { runIdentity } from '../contracts/runClaim';
 import type { RunnerSpec } from '../contracts/runner';
 import type { PipelineSummary } from '../contracts/summary';
-import { bestRow, expandGrid, gridActivityId } from './grid';
+import { bestByObjective, bestRow, expandFamilyGrid, expandGrid, familyActivityId, gridActivityId } from './grid';
 import { limiter } from './limiter';
 import { summarise } from './summary';
 
@@ -210,35 +214,63 @@ async function runStages(
 
   // Grid search: one activity per point (a Spark step is one unit of work with its own retries and
   // heartbeats, so a child workflow per point would only add history), at most
-  // `maxConcurrentSteps` at once, with ids that name the point in the Web UI.
+  // `maxConcurrentSteps` at once, with ids that name the point in the Web UI. Plain ALS's grid and
+  // each searched family's grid share the limit; every point sees the same CV folds.
   const points = expandGrid(config.grid);
-  progress.grid = { done: 0, total: points.length };
-  const grid = await timed('grid', () =>
-    Promise.all(
-      points.map(async (point: AlsPoint, index: number) => {
-        // Named after the point, so a result is only ever reused for the very same point.
-        const activityId = gridActivityId(index, point);
-        const { result } = await spark('als_point', activityId, { folds: split.result.cv, point, ...model(`grid-${index}`) }, `grid/${activityId}`);
-        const row: GridRow = { index, point, rmse: result.mean.rmse, mae: result.mean.mae, rmseStd: result.std.rmse };
-        progress.grid.done++;
-        progress.best = bestRow(progress.best ? [progress.best, row] : [row]);
-        return { row, result };
-      }),
-    ),
+  const familyPoints = Object.entries(config.families ?? {}).flatMap(([family, grid]) =>
+    expandFamilyGrid(grid).map((point, index) => ({ family: family as FamilyName, point, index })),
+  );
+  progress.grid = { done: 0, total: points.length + familyPoints.length };
+  const [grid, familyGrid] = await timed('grid', () =>
+    Promise.all([
+      Promise.all(
+        points.map(async (point: AlsPoint, index: number) => {
+          // Named after the point, so a result is only ever reused for the very same point.
+          const activityId = gridActivityId(index, point);
+          const { result } = await spark('als_point', activityId, { folds: split.result.cv, point, ...model(`grid-${index}`) }, `grid/${activityId}`);
+          const row: GridRow = { index, point, rmse: result.mean.rmse, mae: result.mean.mae, rmseStd: result.std.rmse };
+          progress.grid.done++;
+          progress.best = bestRow(progress.best ? [progress.best, row] : [row]);
+          return { row, result };
+        }),
+      ),
+      Promise.all(
+        familyPoints.map(async ({ family, point, index }) => {
+          const activityId = familyActivityId(family, index, point);
+          const input = { family, point, folds: split.result.cv, ranking: config.ranking, ...model(activityId) };
+          const { result } = await spark('model_point', activityId, input, `families/${family}/${activityId}`);
+          progress.grid.done++;
+          const row: FamilyRow = { family, index, point, objective: result.objective, score: result.mean[result.objective]!, scoreStd: result.std[result.objective] ?? 0 };
+          return { row, result };
+        }),
+      ),
+    ]),
   );
   const rows = grid.map((g) => g.row);
   const best = bestRow(rows)!;
   upsertMemo({ bestPoint: best.point, bestCvRmse: best.rmse });
+  const families = familyGrid.length > 0 ? chooseModels(best, familyGrid.map((g) => g.row), familyGrid.map((g) => g.result)) : undefined;
+  const familyBest: Partial<Record<FamilyName, FamilyPoint>> | undefined = families
+    ? Object.fromEntries(Object.entries(families.best).map(([f, r]) => [f, r!.point]))
+    : undefined;
 
   // Final model, evaluation against the baselines, and analysis are independent of each other.
   const point = best.point;
   const [final, evaluation, analysis] = await timed('train-evaluate-analyse', () =>
     Promise.all([
       spark('train_final', 'train-final', { ratings: ratingsUri, point, model: layout.modelUri, ...model('final') }),
-      spark('evaluate', 'evaluate', { folds: split.result.evaluation, movies: moviesUri, point, ranking: config.ranking, ...model('evaluate') }),
+      spark('evaluate', 'evaluate', { folds: split.result.evaluation, movies: moviesUri, point, families: familyBest, ranking: config.ranking, ...model('evaluate') }),
       spark('analysis', 'analysis', { ratings: ratingsUri, movies: moviesUri, output: layout.analysisUri }),
     ]),
   );
+
+  // A family that beats ALS on CV RMSE is the champion: fitted on all clean ratings like ALS.
+  const champion = families && families.rating.family !== 'als' ? families.rating : null;
+  const championModel = champion
+    ? await timed('train-champion', () =>
+        spark('train_final', `train-final-${champion.family}`, { ratings: ratingsUri, family: champion.family, point: champion.point, model: `${layout.modelUri}${champion.family}/`, ...model(`final-${champion.family}`) }, `train_final-${champion.family}`),
+      )
+    : final;
 
   const recommendations = await timed('recommend', () =>
     spark('recommend', 'recommend', { model: final.result.modelUri, ratings: ratingsUri, movies: moviesUri, n: config.recommendations, output: layout.recommendationsUri }),
@@ -265,9 +297,10 @@ async function runStages(
             dataset: config.dataset,
             protocolKey: JSON.stringify({ split: config.split, ranking: config.ranking }),
             dataKey: staged.contentSha256,
-            point: best.point,
-            metrics: evaluation.result.models.als,
-            modelUri: final.result.modelUri,
+            ...(champion ? { family: champion.family } : {}),
+            point: champion ? champion.point : best.point,
+            metrics: evaluation.result.models[champion?.family ?? 'als']!,
+            modelUri: championModel.result.modelUri,
           },
         }),
       )
@@ -281,6 +314,7 @@ async function runStages(
     best,
     grid: rows,
     test: evaluation.result.models,
+    ...(families ? { families } : {}),
     outputs: {
       processed: layout.processedUri,
       model: final.result.modelUri,
@@ -306,4 +340,22 @@ async function runStages(
   const resultUri = layout.resultUri('pipeline');
   if (patched('result-document-in-s3')) await stagingActivities.writeResultDocument({ uri: resultUri, document: full });
   return summarise(full, resultUri);
+}
+
+/**
+ * Each searched family's best point by its own objective; then the best rating model by CV RMSE
+ * among ALS's best point and the rating families' (the registered champion) and the best ranking
+ * model by CV NDCG@k (what is served). Every CV score here comes from the same folds.
+ */
+function chooseModels(als: GridRow, rows: FamilyRow[], details: FamiliesOutcome['details']): FamiliesOutcome {
+  const best: FamiliesOutcome['best'] = {};
+  for (const family of new Set(rows.map((r) => r.family))) best[family] = bestByObjective(rows.filter((r) => r.family === family))!;
+  const winners = Object.values(best) as FamilyRow[];
+  const contender = (kind: 'rating' | 'ranking') =>
+    winners.filter((r) => MODEL_FAMILIES[r.family].kind === kind).map((r, index) => ({ ...r, index }));
+  // ALS first: a family has to beat it beyond the tolerance to take its place.
+  const rating = bestByObjective([{ family: 'als' as FamilyName, index: -1, point: als.point, objective: 'rmse' as const, score: als.rmse, scoreStd: als.rmseStd }, ...contender('rating')])!;
+  const ranking = bestByObjective(contender('ranking'));
+  const chosen = (r: { family: FamilyName; point: ChosenModel['point']; score: number }): ChosenModel => ({ family: r.family, point: r.point, cv: r.score });
+  return { grid: rows, best, rating: chosen(rating), ranking: ranking ? chosen(ranking) : null, details };
 }
