@@ -48,6 +48,10 @@ const fold = (i: number) => ({ fold: i, train: `s3://lensflow/wf/folds/${i}/trai
 /** A fake RMSE surface: best at rank 12, regParam 0.1. */
 const fakeRmse = (p: AlsPoint) => 0.9 + Math.abs(p.rank - 12) / 100 + Math.abs(p.regParam - 0.1);
 
+/** Fake CV surfaces of two families: bias_als's RMSE is lowest at rank 20; implicit_als's NDCG@k grows with alpha. */
+const fakeBiasRmse = (p: Record<string, number>) => 0.86 + Math.abs(p.rank! - 20) / 1000;
+const fakeNdcg = (p: Record<string, number>) => (20 + p.alpha!) / 100;
+
 /** Results a fake Spark step returns, per job, shaped like the real contracts. */
 function fakeResult(input: RunSparkStepInput): unknown {
   const arg = (name: string) => input.input[name] as string;
@@ -62,10 +66,19 @@ function fakeResult(input: RunSparkStepInput): unknown {
       const rmse = fakeRmse(point);
       return { job, point, folds: [{ fold: 0, rmse, mae: rmse * 0.8, nTest: 20, nPredicted: 20 }], mean: { rmse, mae: rmse * 0.8 }, std: { rmse: 0, mae: 0 } };
     }
+    case 'model_point': {
+      const { family, point } = input.input as { family: string; point: Record<string, number> };
+      const objective = family === 'bias_als' ? 'rmse' : 'ndcg_at_k';
+      const scores = family === 'bias_als' ? { rmse: fakeBiasRmse(point), mae: 0.7 } : { ndcg_at_k: fakeNdcg(point) };
+      return { job, family, point, objective, folds: [{ fold: 0, nTest: 20, scores }], mean: scores, std: { [objective]: 0 }, fitSeconds: 0.1 };
+    }
     case 'train_final':
-      return { job, point: input.input.point, modelUri: arg('model'), nRatings: 9, nUsers: 3, nMovies: 3 };
-    case 'evaluate':
-      return { job, point: input.input.point, ranking: input.input.ranking, folds: 1, models: { als: metrics(0.88), global_mean: metrics(1.04), user_item_bias: metrics(0.9), most_popular: metrics(1.0) } };
+      return { job, ...(input.input.family ? { family: input.input.family } : {}), point: input.input.point, modelUri: arg('model'), nRatings: 9, nUsers: 3, nMovies: 3 };
+    case 'evaluate': {
+      const families = Object.keys((input.input.families ?? {}) as object);
+      const models = { als: metrics(0.88), global_mean: metrics(1.04), user_item_bias: metrics(0.9), most_popular: metrics(1.0) };
+      return { job, point: input.input.point, ranking: input.input.ranking, folds: 1, models: { ...models, ...Object.fromEntries(families.map((f) => [f, metrics(0.86)])) } };
+    }
     case 'analysis':
       return { job, outputs: { top_movies: `${arg('output')}top_movies` }, summaryUri: `${arg('output')}summary.json`, summary: { sparsity: 0.98 } };
     case 'recommend':
@@ -115,7 +128,7 @@ const newRecorder = (): Recorder => ({ spark: [], activityIds: [], maxConcurrent
 
 /** The warm engine's job activities (`<taskQueue>-spark`, one per job), served by the same fake. */
 function sparkJobActivities(activities: Partial<Activities>) {
-  const jobs = ['clean', 'split', 'als_point', 'train_final', 'evaluate', 'analysis', 'recommend', 'report'] as const;
+  const jobs = ['clean', 'split', 'als_point', 'model_point', 'train_final', 'evaluate', 'analysis', 'recommend', 'report'] as const;
   return Object.fromEntries(jobs.map((job) => [job, (req: Omit<RunSparkStepInput, 'job'>) => activities.runSparkStep!({ ...req, job } as never)]));
 }
 
@@ -192,6 +205,56 @@ test('ties on RMSE go to the simpler model: smaller rank, then larger regParam',
   const result = await withWorker(flat, (taskQueue) => client.workflow.execute(trainingPipeline, { taskQueue, workflowId: `test-${args.runId}`, args: [args] }));
   expect(result.best.point).toMatchObject({ rank: 8, regParam: 0.1 });
   expect(result.registry).toBeNull();
+});
+
+test('searches each model family on the same folds, selects each by its own objective, evaluates them beside ALS, registers the best rating model', async () => {
+  const rec = newRecorder();
+  const families = { bias_als: { rank: [10, 20], reg_param: [0.1] }, implicit_als: { rank: [8], alpha: [1, 10] } };
+  const args = input({ families });
+  const result = await withWorker(fakeActivities(rec), (taskQueue) =>
+    client.workflow.execute(trainingPipeline, { taskQueue, workflowId: `test-${args.runId}`, args: [args] }),
+  );
+
+  expect(rec.activityIds.filter((id) => id.startsWith('grid-') && !/^grid-\d/.test(id)).sort()).toEqual([
+    'grid-bias_als-000-rank10-reg_param0.1',
+    'grid-bias_als-001-rank20-reg_param0.1',
+    'grid-implicit_als-000-rank8-alpha1',
+    'grid-implicit_als-001-rank8-alpha10',
+  ]);
+  const gridSteps = rec.spark.filter((s) => s.job === 'als_point' || s.job === 'model_point');
+  expect(gridSteps).toHaveLength(10);
+  expect(new Set(gridSteps.map((s) => JSON.stringify(s.input.folds))).size).toBe(1);
+  expect(rec.maxConcurrent).toBe(2);
+
+  const full = rec.documents[0]!.document as TrainingPipelineResult;
+  // Lower CV RMSE wins for the rating family, higher CV NDCG@k for the ranking one.
+  expect(full.families!.best.bias_als).toMatchObject({ objective: 'rmse', point: { rank: 20, reg_param: 0.1 }, score: 0.86 });
+  expect(full.families!.best.implicit_als).toMatchObject({ objective: 'ndcg_at_k', point: { rank: 8, alpha: 10 }, score: 0.3 });
+  expect(full.families!.grid).toHaveLength(4);
+  // bias_als (CV RMSE 0.86) beats ALS's best (0.9): it is trained on all ratings and registered.
+  expect(full.families!.rating).toEqual({ family: 'bias_als', point: { rank: 20, reg_param: 0.1 }, cv: 0.86 });
+  expect(full.families!.ranking).toEqual({ family: 'implicit_als', point: { rank: 8, alpha: 10 }, cv: 0.3 });
+  const evaluate = rec.spark.find((s) => s.job === 'evaluate')!;
+  expect(evaluate.input.families).toEqual({ bias_als: { rank: 20, reg_param: 0.1 }, implicit_als: { rank: 8, alpha: 10 } });
+  expect(Object.keys(result.test).sort()).toEqual(['als', 'bias_als', 'global_mean', 'implicit_als', 'most_popular', 'user_item_bias']);
+  const finals = rec.spark.filter((s) => s.job === 'train_final');
+  expect(finals.map((s) => s.input.family)).toEqual([undefined, 'bias_als']);
+  expect(rec.registered[0]!.challenger).toMatchObject({ family: 'bias_als', point: { rank: 20, reg_param: 0.1 }, metrics: metrics(0.86), modelUri: `s3://lensflow/wf/runs/${args.runId}/model/bias_als/` });
+  expect(rec.spark.find((s) => s.job === 'report')!.input.families).toBe(`s3://lensflow/wf/runs/${args.runId}/results/families/`);
+  expect(rec.spark.find((s) => s.job === 'model_point')!.resultName).toMatch(/^families\/grid-/);
+});
+
+test('a family grid that names plain ALS, a baseline or an unknown family is refused before any activity runs', async () => {
+  const rec = newRecorder();
+  const refuse = (families: unknown) =>
+    withWorker(fakeActivities(rec), (taskQueue) =>
+      client.workflow.execute(trainingPipeline, { taskQueue, workflowId: `test-bad-${randomBytes(3).toString('hex')}`, args: [input({ families } as never)] }),
+    ).then(() => undefined, (e: unknown) => ((e as WorkflowFailedError).cause as ApplicationFailure).message);
+  expect(await refuse({ als: { rank: [4] } })).toContain('plain ALS is searched by `grid`');
+  expect(await refuse({ most_popular: {} })).toContain('most_popular is a baseline with nothing to tune');
+  expect(await refuse({ deep_magic: {} })).toContain('unknown model family "deep_magic"');
+  expect(await refuse({ bias_als: { regParam: [0.1] } })).toContain("snake_case hyperparameter names");
+  expect(rec.spark).toHaveLength(0);
 });
 
 test('rejects invalid input before any activity runs', async () => {

@@ -44,3 +44,39 @@ def best_row(rows: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
         if best is None or beats(row, best):
             best = row
     return best
+
+
+def _better(objective: str) -> str:
+    """ "lower" or "higher": which way `objective` improves (`models.json`'s objectives)."""
+    for spec in shared_fact("models")["objectives"].values():
+        if spec["metric"] == objective:
+            return spec["better"]
+    raise ValueError(f"unknown objective {objective!r}")
+
+
+def beats_on_objective(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """True when scored point `a` ({"point", "objective", "score"}) beats `b`: the better score
+    beyond the rule's tolerance (lower RMSE, higher NDCG@k), then the tie-break keys (snake_case)."""
+    rule = shared_fact("best-point-rule")
+    if abs(a["score"] - b["score"]) > rule["tolerance"]:
+        lower = _better(a["objective"]) == "lower"
+        return a["score"] < b["score"] if lower else a["score"] > b["score"]
+    for key in rule["tieBreak"]:
+        field = _snake(key["field"])
+        x, y = a["point"].get(field), b["point"].get(field)
+        if not isinstance(x, int | float) or not isinstance(y, int | float) or x == y:
+            continue
+        return x < y if key["order"] == "asc" else x > y
+    return False
+
+
+def best_by_objective(rows: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The best of one family's scored points in grid order, step for step as `bestByObjective`
+    in `src/workflows/grid.ts`."""
+    best: Mapping[str, Any] | None = None
+    for row in rows:
+        if best is not None and row["objective"] != best["objective"]:
+            raise ValueError("rows judged by different objectives cannot be compared")
+        if best is None or beats_on_objective(row, best):
+            best = row
+    return best

@@ -19,17 +19,22 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from .contracts import shared_fact
 from .grid import best_row
 
 # Metrics in the order they are drawn, with whether lower is better (names as in `evaluate`).
 METRICS = {
     "rmse": ("RMSE", True),
     "mae": ("MAE", True),
+    "r2": ("R²", False),
+    "explained_variance": ("Explained variance", False),
     "precision_at_k": ("Precision@k", False),
     "recall_at_k": ("Recall@k", False),
     "ndcg_at_k": ("NDCG@k", False),
     "map_at_k": ("MAP@k", False),
     "catalogue_coverage": ("Catalogue coverage", False),
+    "distributional_coverage": ("Distributional coverage (bits)", False),
+    "novelty": ("Novelty (bits)", False),
 }
 MODEL_LABELS = {
     "als": "ALS",
@@ -37,8 +42,17 @@ MODEL_LABELS = {
     "user_item_bias": "User + item bias",
     "most_popular": "Most popular",
 }
+
+
+def is_baseline(model: str) -> bool:
+    """True for the fixed reference models (`models.json`), false for ALS and the searched families."""
+    spec = shared_fact("models")["families"].get(model)
+    return bool(spec and spec["baseline"])
+
+
 _STYLE = "whitegrid"
 _ALS_COLOR = "#c0392b"
+_FAMILY_COLOR = "#e67e22"
 _BASELINE_COLOR = "#7f8c8d"
 _BAR_COLOR = "#2c7fb8"
 
@@ -226,11 +240,12 @@ def plot_cv_heatmap(grid: Iterable[Mapping[str, Any]]) -> Figure:
 
 
 def plot_model_comparison(evaluation: Mapping[str, Mapping[str, Any]]) -> Figure:
-    """ALS against the baselines: one panel per metric, one bar per model, ALS highlighted.
+    """Every model side by side: one panel per metric, one bar per model, ALS first and highlighted,
+    the searched families in orange, the baselines in grey.
 
-    `evaluation` maps a model name (`als`, `global_mean`, `user_item_bias`, `most_popular`, ...)
-    to its metrics ({"rmse", "mae", "ndcg_at_k", ...}); a metric a model lacks (a null, or
-    most_popular's RMSE) is shown as "n/a". Metrics follow `METRICS` order, then any others.
+    `evaluation` maps a model name (`als`, `bias_als`, ..., `global_mean`, `most_popular`) to its
+    metrics ({"rmse", "mae", "ndcg_at_k", ...}); a metric a model lacks (a null, or a ranking
+    model's RMSE) is shown as "n/a". Metrics follow `METRICS` order, then any others.
     """
     if not evaluation:
         raise ValueError("model comparison: no models to plot")
@@ -248,7 +263,9 @@ def plot_model_comparison(evaluation: Mapping[str, Mapping[str, Any]]) -> Figure
         fig.delaxes(unused)
     axes = grid[: len(metrics)]
     labels = [MODEL_LABELS.get(m, m) for m in models]
-    colors = [_ALS_COLOR if m == "als" else _BASELINE_COLOR for m in models]
+    colors = [
+        _ALS_COLOR if m == "als" else _BASELINE_COLOR if is_baseline(m) else _FAMILY_COLOR for m in models
+    ]
     for ax, metric in zip(axes, metrics, strict=True):
         values = [evaluation[m].get(metric) for m in models]
         heights = [v if _is_number(v) else 0.0 for v in values]
@@ -261,7 +278,12 @@ def plot_model_comparison(evaluation: Mapping[str, Mapping[str, Any]]) -> Figure
         name, lower_better = METRICS.get(metric, (metric, False))
         ax.set_title(f"{name} ({'lower' if lower_better else 'higher'} is better)")
         ax.margins(y=0.15)
-    fig.suptitle("ALS vs baselines on the test set")
+    families = any(m != "als" and not is_baseline(m) for m in models)
+    fig.suptitle(
+        "Every model family vs the baselines on the test set"
+        if families
+        else "ALS vs baselines on the test set"
+    )
     return fig
 
 

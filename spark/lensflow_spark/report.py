@@ -26,6 +26,8 @@ from matplotlib.figure import Figure
 
 from . import plots
 from .analysis import ANALYSIS_DIR, CLEAN_FILE, EVALUATION_FILE, GRID_DIR, SUMMARY_FILE, TABLE_NAMES
+from .contracts import shared_fact
+from .grid import best_by_objective
 
 REPORT_TOP_MOVIES = 20
 
@@ -38,7 +40,7 @@ FIGURE_CAPTIONS = {
     "genre_stats": "Ratings per genre",
     "user_activity": "User activity long tail",
     "cv_heatmap": "Cross-validated RMSE over rank × regParam",
-    "model_comparison": "ALS vs baselines",
+    "model_comparison": "Every model vs the baselines, side by side",
 }
 
 
@@ -157,17 +159,53 @@ def key_numbers(
     return pd.DataFrame(rows, columns=["measure", "value"])
 
 
-def model_table(evaluation: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
-    """Models as rows (ALS first) and metrics as columns, in `plots.METRICS` order."""
-    models = sorted(evaluation, key=lambda m: (m != "als", list(evaluation).index(m)))
-    present = {k for metrics in evaluation.values() for k in metrics}
-    metrics = [m for m in plots.METRICS if m in present] + sorted(present - set(plots.METRICS))
-    table = pd.DataFrame(
-        [[evaluation[m].get(k) for k in metrics] for m in models],
-        columns=metrics,
-        index=pd.Index([plots.MODEL_LABELS.get(m, m) for m in models], name="model"),
+def model_tables(evaluation: Mapping[str, Mapping[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rating table, ranking table) of the evaluation, metric names from `models.json`.
+
+    The rating table has the models that predict ratings (a number for `rmse`), the ranking table
+    every model (each makes top-k lists). Rows: ALS first, then the evaluation's order.
+    """
+    names = shared_fact("models")
+    rating = {m: v for m, v in evaluation.items() if v.get("rmse") is not None}
+    out = []
+    for models, metrics in ((rating, names["ratingMetrics"]), (evaluation, names["rankingMetrics"])):
+        present = [k for k in metrics if any(v.get(k) is not None for v in models.values())]
+        order = sorted(models, key=lambda m: (m != "als", list(models).index(m)))
+        table = pd.DataFrame(
+            [[models[m].get(k) for k in present] for m in order],
+            columns=present,
+            index=pd.Index([plots.MODEL_LABELS.get(m, m) for m in order], name="model"),
+        )
+        out.append(table.reset_index())
+    return out[0], out[1]
+
+
+def family_table(points: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """The per-family grid search: one row per `model_point` result (grid order per family), its
+    mean CV objective and spread, fit time, and a mark on each family's chosen point (`best_by_objective`)."""
+    points = list(points)
+    chosen = set()
+    for name in dict.fromkeys(p["family"] for p in points):
+        rows = [
+            {"point": p["point"], "objective": p["objective"], "score": p["mean"][p["objective"]], "i": i}
+            for i, p in enumerate(points)
+            if p["family"] == name
+        ]
+        chosen.add(best_by_objective(rows)["i"])
+    return pd.DataFrame(
+        [
+            {
+                "family": p["family"],
+                "point": ", ".join(f"{k} {_short(v)}" for k, v in p["point"].items()) or "(defaults)",
+                "objective": p["objective"],
+                "CV mean": p["mean"][p["objective"]],
+                "CV std": p["std"].get(p["objective"]),
+                "fit s": p["fitSeconds"],
+                "chosen": "✓" if i in chosen else "",
+            }
+            for i, p in enumerate(points)
+        ]
     )
-    return table.reset_index()
 
 
 def top_movies_table(
@@ -224,6 +262,7 @@ def render_report(
     clean: Mapping[str, Any] | None = None,
     images: Mapping[str, bytes] | None = None,
     title: str = "lensflow run report",
+    families: Sequence[Mapping[str, Any]] | None = None,
 ) -> str:
     """One self-contained HTML page: key numbers, best grid point, ALS vs baselines, top movies, figures.
 
@@ -242,8 +281,21 @@ def render_report(
     if grid:
         best = plots.best_grid_point(grid)
         sections += ["<h2>Best grid point</h2>", f"<p>{_esc(_grid_point_text(best))}</p>"]
+    if families:
+        note = "Each family is selected by its own objective: lowest CV RMSE, or highest CV NDCG@k."
+        sections += [
+            "<h2>Model families: grid search</h2>",
+            f"<p>{_esc(note)}</p>",
+            _html_table(family_table(families)),
+        ]
     if evaluation:
-        sections += ["<h2>ALS vs baselines</h2>", _html_table(model_table(evaluation))]
+        rating, ranking = model_tables(evaluation)
+        sections += [
+            "<h2>Rating models vs the baselines (test set)</h2>",
+            _html_table(rating),
+            "<h2>Ranking: every model's top-k lists vs the baselines (test set)</h2>",
+            _html_table(ranking),
+        ]
     if summary.get("top_movies"):
         params = summary.get("params", {})
         note = (

@@ -14,9 +14,17 @@ from pathlib import Path
 import pytest
 
 from lensflow_spark.contracts import ContractError
+from lensflow_spark.grid import best_by_objective
 from lensflow_spark.jobs import runtime
 
 POINT = {"rank": 3, "regParam": 0.1, "maxIter": 5, "alpha": 1.0, "implicitPrefs": False}
+# Tiny per-family grids (keys: the families' own hyperparameter names): two bias_als points, one
+# implicit_als point and one torch_ease point, each cross-validated by `model_point`.
+FAMILY_POINTS = {
+    "bias_als": [{"rank": 3, "reg_param": 0.1, "max_iter": 5}, {"rank": 3, "reg_param": 5.0, "max_iter": 5}],
+    "implicit_als": [{"rank": 3, "reg_param": 0.1, "max_iter": 5, "alpha": 5.0}],
+    "torch_ease": [{"l2": 50.0}],
+}
 GENRES = ["Action", "Comedy", "Drama", "Horror", "Romance"]
 
 
@@ -48,7 +56,8 @@ def run_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def chain(spark, run_dir):
-    """Runs clean -> split -> als_point -> train_final, evaluate, analysis -> recommend -> report."""
+    """Runs clean -> split -> als_point, model_point (per family) -> train_final (ALS and the best
+    rating family), evaluate, analysis -> recommend -> report."""
     raw = run_dir / "raw"
     n_ratings = _write_dataset(raw)
     r = str(run_dir)
@@ -66,15 +75,34 @@ def chain(spark, run_dir):
     folds = results["split"]
     model_opts = {"seed": 1, "checkpoint": f"{r}/checkpoints"}
     job("als_point", "grid/000", {"folds": folds["cv"], "point": POINT, **model_opts})
+    ranking = {"k": 5, "relevanceThreshold": 4.0}
+    for family, points in FAMILY_POINTS.items():
+        for i, point in enumerate(points):
+            job(
+                "model_point", f"families/grid-{family}-{i:03d}",
+                {"family": family, "point": point, "folds": folds["cv"], "ranking": ranking, **model_opts},
+            )  # fmt: skip
+    chosen = {
+        family: best_by_objective(
+            {"point": r["point"], "objective": r["objective"], "score": r["mean"][r["objective"]]}
+            for r in (results[f"families/grid-{family}-{i:03d}"] for i in range(len(points)))
+        )["point"]
+        for family, points in FAMILY_POINTS.items()
+    }
+    job(
+        "train_final", "train_final-bias_als",
+        {"ratings": ratings, "family": "bias_als", "point": chosen["bias_als"],
+         "model": f"{r}/model-bias_als", **model_opts},
+    )  # fmt: skip
     job(
         "train_final",
         "train_final",
         {"ratings": ratings, "point": POINT, "model": f"{r}/model", **model_opts},
     )
-    ranking = {"k": 5, "relevanceThreshold": 4.0}
     job(
         "evaluate", "evaluate",
-        {"folds": folds["evaluation"], "movies": movies, "point": POINT, "ranking": ranking, **model_opts},
+        {"folds": folds["evaluation"], "movies": movies, "point": POINT, "families": chosen,
+         "ranking": ranking, **model_opts},
     )  # fmt: skip
     job(
         "analysis", "analysis",
@@ -89,9 +117,10 @@ def chain(spark, run_dir):
         "report", "report",
         {"dataset": "ml-latest-small", "clean": f"{r}/results/clean.json",
          "analysis": f"{r}/analysis/summary.json", "grid": f"{r}/results/grid",
-         "evaluation": f"{r}/results/evaluate.json", "output": f"{r}/report"},
+         "evaluation": f"{r}/results/evaluate.json", "families": f"{r}/results/families",
+         "output": f"{r}/report"},
     )  # fmt: skip
-    return {"results": results, "n_ratings": n_ratings, "dir": run_dir}
+    return {"results": results, "n_ratings": n_ratings, "dir": run_dir, "chosen": chosen}
 
 
 def test_a_job_input_that_breaks_its_contract_is_refused_before_the_job_runs(spark, run_dir):
@@ -126,9 +155,42 @@ def test_grid_point_and_evaluation_learn_the_two_taste_groups(chain):
     models = res["evaluate"]["models"]
     # Two clear taste groups: ALS must beat predicting the global mean by a wide margin.
     assert models["als"]["rmse"] < 0.8 * models["global_mean"]["rmse"]
-    assert set(models) == {"als", "global_mean", "user_item_bias", "most_popular"}
+    assert set(models) == {"als", *FAMILY_POINTS, "global_mean", "user_item_bias", "most_popular"}
     for metrics in models.values():
         assert 0.0 <= metrics["precision_at_k"] <= 1.0
+        assert 0.0 <= metrics["catalogue_coverage"] <= 1.0
+
+
+def test_each_family_is_cross_validated_and_selected_by_its_own_objective(chain):
+    res, chosen = chain["results"], chain["chosen"]
+    bias = [res[f"families/grid-bias_als-{i:03d}"] for i in range(2)]
+    assert [r["objective"] for r in bias] == ["rmse", "rmse"]
+    assert all([f["fold"] for f in r["folds"]] == [0, 1] and set(r["mean"]) == {"rmse", "mae"} for r in bias)
+    # reg_param 5 shrinks the residual factors to nothing: the lower CV RMSE must be the 0.1 point.
+    assert bias[0]["mean"]["rmse"] < bias[1]["mean"]["rmse"]
+    assert chosen["bias_als"] == FAMILY_POINTS["bias_als"][0]
+    for family in ("implicit_als", "torch_ease"):
+        r = res[f"families/grid-{family}-000"]
+        assert r["objective"] == "ndcg_at_k" and r["point"] == FAMILY_POINTS[family][0]
+        assert 0.0 < r["mean"]["ndcg_at_k"] <= 1.0 and r["fitSeconds"] > 0
+    models = res["evaluate"]["models"]
+    assert res["evaluate"]["families"] == chosen
+    # Ranking families make lists, not ratings; the rating family predicts and beats the global mean.
+    assert models["implicit_als"]["rmse"] is None and models["torch_ease"]["r2"] is None
+    assert models["bias_als"]["rmse"] < 0.8 * models["global_mean"]["rmse"]
+    assert models["bias_als"]["r2"] > 0.3
+    assert res["train_final-bias_als"]["family"] == "bias_als"
+    assert (chain["dir"] / "model-bias_als" / "factors").exists()
+
+
+def test_a_family_point_with_an_unknown_hyperparameter_is_refused(spark, chain, run_dir):
+    folds = chain["results"]["split"]["cv"]
+    job_input = {
+        "family": "bias_als", "point": {"rank": 3, "regParm": 0.1}, "folds": folds,
+        "ranking": {"k": 5, "relevanceThreshold": 4.0}, "seed": 1, "checkpoint": str(run_dir / "checkpoints"),
+    }  # fmt: skip
+    with pytest.raises(ValueError, match="regParm"):
+        runtime.execute(spark, "model_point", job_input, str(run_dir / "results" / "never.json"))
 
 
 def test_recommendations_never_repeat_a_rated_movie(spark, chain):
@@ -151,6 +213,8 @@ def test_final_model_and_report(chain):
     assert (run_dir / "model" / "metadata").exists()
     html = (run_dir / "report" / "report.html").read_text()
     assert "data:image/png;base64," in html
+    assert "Model families: grid search" in html and "Ranking: every model" in html
+    assert all(f"<td>{family}</td>" in html for family in FAMILY_POINTS)
     assert {Path(p).name for p in res["report"]["plots"].values()} >= {
         "cv_heatmap.png",
         "model_comparison.png",

@@ -26,6 +26,17 @@ export const AlsGrid = z
   .strict();
 export type AlsGrid = z.infer<typeof AlsGrid>;
 
+/** A record whose keys must be the families' snake_case hyperparameter names (zod's own key check loses the message). */
+function snakeCaseKeys<T extends z.ZodType<Record<string, unknown>>>(schema: T) {
+  return schema.superRefine((record, ctx) => {
+    for (const key of Object.keys(record)) {
+      if (!/^[a-z][a-z0-9_]*$/.test(key)) {
+        ctx.addIssue({ code: 'custom', path: [key], message: `"${key}": use the family's snake_case hyperparameter names as lensflow_spark.families takes them (e.g. reg_param, max_iter)` });
+      }
+    }
+  });
+}
+
 /** A hyperparameter value of a model family (numbers, flags, or a name). */
 const ParamValue = z.union([z.number(), z.boolean(), z.string()]);
 
@@ -34,11 +45,11 @@ const ParamValue = z.union([z.number(), z.boolean(), z.string()]);
  * `lensflow_spark.families` takes them (snake_case, e.g. `{ rank: 32, reg_param: 0.1, alpha: 5 }`);
  * the Spark side rejects an unknown name with the family's list of known ones.
  */
-export const FamilyPoint = z.record(z.string().regex(/^[a-z][a-z0-9_]*$/, 'use the family\'s snake_case hyperparameter names'), ParamValue);
+export const FamilyPoint = snakeCaseKeys(z.record(z.string(), ParamValue));
 export type FamilyPoint = z.infer<typeof FamilyPoint>;
 
 /** One family's grid: a list of values per hyperparameter; the points are their cartesian product. */
-export const FamilyGrid = z.record(z.string().regex(/^[a-z][a-z0-9_]*$/, 'use the family\'s snake_case hyperparameter names'), z.array(ParamValue).min(1));
+export const FamilyGrid = snakeCaseKeys(z.record(z.string(), z.array(ParamValue).min(1)));
 export type FamilyGrid = z.infer<typeof FamilyGrid>;
 
 /**
@@ -47,14 +58,17 @@ export type FamilyGrid = z.infer<typeof FamilyGrid>;
  * have nothing to tune and are always evaluated.
  */
 export const FamilyGrids = z
-  .partialRecord(FamilyName, FamilyGrid)
+  .record(z.string(), FamilyGrid)
   .superRefine((grids, ctx) => {
     for (const name of Object.keys(grids)) {
-      if (!(SEARCHED_FAMILIES as readonly string[]).includes(name)) {
+      if (!FamilyName.safeParse(name).success) {
+        ctx.addIssue({ code: 'custom', path: [name], message: `unknown model family "${name}"; search one of ${SEARCHED_FAMILIES.join(', ')}` });
+      } else if (!(SEARCHED_FAMILIES as readonly string[]).includes(name)) {
         ctx.addIssue({ code: 'custom', path: [name], message: `${name} is a baseline with nothing to tune; search one of ${SEARCHED_FAMILIES.join(', ')}` });
       }
     }
-  });
+  })
+  .transform((grids) => grids as Partial<Record<FamilyName, FamilyGrid>>);
 export type FamilyGrids = z.infer<typeof FamilyGrids>;
 
 /**

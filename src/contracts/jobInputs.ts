@@ -89,6 +89,8 @@ export const ReportInput = z
     grid: StorageUri,
     /** The evaluate job's result JSON. */
     evaluation: StorageUri,
+    /** Folder of the model families' `model_point` results (absent: no family was searched). */
+    families: StorageUri.optional(),
     output: StorageUri,
   })
   .strict();

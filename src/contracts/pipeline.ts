@@ -138,7 +138,7 @@ export function runLayout(bucket: string, prefix: string, runId: string) {
     reportUri: `${runUri}report/`,
     checkpointUri: (name: string) => `${runUri}checkpoints/${name}/`,
     gridResultsUri: `${runUri}results/grid/`,
-    /** One `model_point` result per family point: `results/families/<family>/<activity id>.json`. */
+    /** One `model_point` result per family point: `results/families/<activity id>.json` (the id names the family). */
     familyResultsUri: `${runUri}results/families/`,
     resultUri: (job: string) => `${runUri}results/${job}.json`,
   };

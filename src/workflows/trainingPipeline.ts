@@ -238,7 +238,7 @@ async function runStages(
         familyPoints.map(async ({ family, point, index }) => {
           const activityId = familyActivityId(family, index, point);
           const input = { family, point, folds: split.result.cv, ranking: config.ranking, ...model(activityId) };
-          const { result } = await spark('model_point', activityId, input, `families/${family}/${activityId}`);
+          const { result } = await spark('model_point', activityId, input, `families/${activityId}`);
           progress.grid.done++;
           const row: FamilyRow = { family, index, point, objective: result.objective, score: result.mean[result.objective]!, scoreStd: result.std[result.objective] ?? 0 };
           return { row, result };
@@ -283,6 +283,7 @@ async function runStages(
       analysis: analysis.result.summaryUri,
       grid: layout.gridResultsUri,
       evaluation: layout.resultUri('evaluate'),
+      ...(families ? { families: layout.familyResultsUri } : {}),
       output: layout.reportUri,
     }),
   );

@@ -1,8 +1,11 @@
-"""Job `evaluate`: ALS at the chosen point and the three baselines on the evaluation folds.
+"""Job `evaluate`: ALS at the chosen point, each searched family at its chosen point, and the three
+baselines on the evaluation folds.
 
-Per fold each model is fitted on train and judged on the held-out test ratings: rmse and mae of its
-predictions, and top-k lists (already-rated movies excluded) for precision@k, recall@k, NDCG@k,
-MAP@k and catalogue coverage. The result holds the mean over folds of each metric.
+Per fold each model is fitted on train and judged on the held-out test ratings: a rating model
+(ALS, the rating families, global mean, user+item bias) by rmse, mae, R² and explained variance of
+its predictions; every model by its top-k lists (already-rated movies excluded): precision@k,
+recall@k, NDCG@k, MAP@k, catalogue coverage, distributional coverage and novelty. A ranking family
+has no rating metrics (null). The result holds the mean over folds of each metric.
 """
 
 from __future__ import annotations
@@ -13,23 +16,44 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 
 from .. import columns as C
+from .. import metrics as M
 from .. import tables
 from ..als import movie_popularity, recommend_for_users, train_final
 from ..baselines import GlobalMean, MostPopular, UserItemBias
-from ..metrics import catalogue_coverage, ranking_metrics, rating_metrics
+from ..contracts import shared_fact
+from ..families import RATING, family
 from . import runtime
+from .model_point import fit_runtime
 
-MODELS = ("als", "global_mean", "user_item_bias", "most_popular")
-METRICS = ("rmse", "mae", "precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "catalogue_coverage")
+BASELINES = ("global_mean", "user_item_bias", "most_popular")
 
 
-def _judge(predictions: DataFrame, recs: DataFrame, test: DataFrame, catalogue: DataFrame, ranking) -> dict:
+def metric_names() -> tuple[str, ...]:
+    """Every metric the evaluation reports (`models.json`: rating metrics, then ranking metrics)."""
+    models = shared_fact("models")
+    return (*models["ratingMetrics"], *models["rankingMetrics"])
+
+
+def _judge(
+    predictions: DataFrame | None,
+    recs: DataFrame,
+    train: DataFrame,
+    test: DataFrame,
+    catalogue: DataFrame,
+    ranking,
+) -> dict:
     k, threshold = ranking["k"], ranking["relevanceThreshold"]
-    return {
-        **rating_metrics(predictions),
-        **ranking_metrics(recs, test, k, threshold=threshold),
-        "catalogue_coverage": catalogue_coverage(recs, catalogue, k),
-    }
+    out: dict[str, float | None] = {}
+    if predictions is not None:
+        predictions = predictions.cache()
+        out.update(M.rating_metrics(predictions))
+        out.update(M.explained_rating_metrics(predictions))
+        predictions.unpersist()
+    out.update(M.ranking_metrics(recs, test, k, threshold=threshold))
+    out["catalogue_coverage"] = M.catalogue_coverage(recs, catalogue, k)
+    out["distributional_coverage"] = M.distributional_coverage(recs, k)
+    out["novelty"] = M.novelty(recs, train, k)
+    return out
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -40,15 +64,28 @@ def _mean(values: list[float | None]) -> float | None:
 def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
     config, als_rt = runtime.als_config(job_input["point"]), runtime.als_runtime(job_input)
     ranking = job_input["ranking"]
+    chosen: dict[str, dict[str, Any]] = job_input.get("families") or {}
     catalogue = tables.read_parquet(spark, job_input["movies"]).select(C.MOVIE_ID).cache()
     k = ranking["k"]
-    per_fold: dict[str, list[dict]] = {m: [] for m in MODELS}
+    names = ("als", *chosen, *BASELINES)
+    per_fold: dict[str, list[dict]] = {m: [] for m in names}
     for fold in runtime.read_fold_list(spark, job_input["folds"]):
         train, test = fold.train.cache(), fold.test.cache()
         users = test.select(C.USER_ID).distinct()
+        pairs = test.select(C.USER_ID, C.MOVIE_ID, C.RATING)
         als = train_final(spark, train, config, als_rt)
         als_recs = recommend_for_users(als, users, k, train, movie_popularity(train)).cache()
-        per_fold["als"].append(_judge(als.transform(test), als_recs, test, catalogue, ranking))
+        per_fold["als"].append(_judge(als.transform(test), als_recs, train, test, catalogue, ranking))
+        als_recs.unpersist()
+        fit = fit_runtime(job_input, train) if chosen else None
+        for name, point in chosen.items():
+            fam = family(name)
+            model = fam.estimator(point, fit).fit(train)
+            recs = model.recommend_for_users(users, k, exclude=train).cache()
+            predictions = model.transform(pairs) if fam.kind == RATING else None
+            per_fold[name].append(_judge(predictions, recs, train, test, catalogue, ranking))
+            recs.unpersist()
+            model.unpersist()
         for name, estimator in (
             ("global_mean", GlobalMean()),
             ("user_item_bias", UserItemBias()),
@@ -56,16 +93,20 @@ def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
         ):
             model = estimator.fit(train)
             recs = model.recommend_for_users(users, k, exclude=train).cache()
-            per_fold[name].append(_judge(model.transform(test), recs, test, catalogue, ranking))
+            per_fold[name].append(_judge(model.transform(test), recs, train, test, catalogue, ranking))
             recs.unpersist()
-        als_recs.unpersist()
         train.unpersist()
         test.unpersist()
-    models = {m: {metric: _mean([f.get(metric) for f in per_fold[m]]) for metric in METRICS} for m in MODELS}
-    return {
+    models = {
+        m: {metric: _mean([f.get(metric) for f in per_fold[m]]) for metric in metric_names()} for m in names
+    }
+    result = {
         "job": "evaluate",
         "point": runtime.als_point(config),
         "ranking": ranking,
         "folds": len(job_input["folds"]),
         "models": models,
     }
+    if chosen:
+        result["families"] = chosen
+    return result

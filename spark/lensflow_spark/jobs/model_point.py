@@ -36,7 +36,9 @@ def fit_runtime(job_input: dict[str, Any], ratings: DataFrame) -> FitRuntime:
     )
 
 
-def score(model: Any, kind: str, train: DataFrame, test: DataFrame, ranking: dict[str, Any]) -> dict[str, Any]:
+def score(
+    model: Any, kind: str, train: DataFrame, test: DataFrame, ranking: dict[str, Any]
+) -> dict[str, Any]:
     """The family's objective and companions on `test` (see the module docstring). Runs Spark jobs."""
     if kind == RATING:
         return M.rating_metrics(model.transform(test.select(C.USER_ID, C.MOVIE_ID, C.RATING)))

@@ -1,7 +1,8 @@
 """Job `report`: the plots as PNG files and one self-contained HTML report of the run.
 
-Reads the clean counts, the analysis summary and user-activity table, every grid point's result and
-the evaluation; writes `<output>/<figure>.png` and `<output>/report.html`.
+Reads the clean counts, the analysis summary and user-activity table, every grid point's result,
+the model families' points when searched, and the evaluation; writes `<output>/<figure>.png` and
+`<output>/report.html`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
     clean = read_json(spark, job_input["clean"])
     grid = grid_rows(read_json(spark, uri) for uri in list_files(spark, job_input["grid"], ".json"))
     evaluation = read_json(spark, job_input["evaluation"])["models"]
+    families = (
+        [read_json(spark, uri) for uri in list_files(spark, job_input["families"], ".json")]
+        if job_input.get("families")
+        else None
+    )
     activity_uri = job_input["analysis"].rsplit("/", 1)[0] + "/user_activity"
     user_activity = spark.read.parquet(activity_uri).toPandas()
 
@@ -33,7 +39,13 @@ def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
         plots[name] = f"{out}/{name}.png"
         write_bytes(spark, plots[name], png)
     html_text = render_report(
-        summary, grid, evaluation, clean, images, title=f"lensflow run report: {job_input['dataset']}"
+        summary,
+        grid,
+        evaluation,
+        clean,
+        images,
+        title=f"lensflow run report: {job_input['dataset']}",
+        families=families,
     )
     report_uri = f"{out}/report.html"
     write_bytes(spark, report_uri, html_text.encode("utf-8"))

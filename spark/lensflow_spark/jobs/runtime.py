@@ -22,7 +22,17 @@ from ..contracts import validate_input, validate_result
 from ..splits import Fold
 from ..storage import write_json
 
-JOBS = ("clean", "split", "als_point", "model_point", "train_final", "evaluate", "analysis", "recommend", "report")
+JOBS = (
+    "clean",
+    "split",
+    "als_point",
+    "model_point",
+    "train_final",
+    "evaluate",
+    "analysis",
+    "recommend",
+    "report",
+)
 
 
 def als_config(point: dict[str, Any]) -> ALSConfig:
