@@ -19,11 +19,17 @@ const repo = join(__dirname, '..');
 const cliPath = join(repo, 'dist', 'cli', 'main.js');
 const bucket = settings.s3.bucket;
 
-// Six grid points at concurrency 2; small iteration counts keep a run to a few minutes on 2 cores.
-const GRID = { rank: [4, 8, 12], regParam: [0.05, 0.1], maxIter: [5] };
+// Four ALS points and one point of each other model family at concurrency 2; small ranks and
+// iteration counts keep a run to a few minutes on 2 cores.
+const GRID = { rank: [4, 8], regParam: [0.05, 0.1], maxIter: [5] };
+const FAMILIES = {
+  bias_als: { rank: [4], reg_param: [0.1], max_iter: [5] },
+  implicit_als: { rank: [4], max_iter: [5], alpha: [5] },
+  torch_ease: { l2: [200] },
+};
 const SPLIT = { kind: 'random' as const, testFraction: 0.2, cvFolds: 2, seed: 7 };
 const prefix = uniquePrefix('e2e');
-const runOptions = ['--grid', JSON.stringify(GRID), '--split', JSON.stringify(SPLIT), '--max-concurrent', '2', '--prefix', prefix];
+const runOptions = ['--grid', JSON.stringify(GRID), '--families', JSON.stringify(FAMILIES), '--split', JSON.stringify(SPLIT), '--max-concurrent', '2', '--prefix', prefix];
 
 let client: Client;
 beforeAll(async () => {
@@ -65,6 +71,7 @@ function s3View(runKey: string) {
     success: { committer: string; filenames: string[] };
     ratingsRows: number;
     grid: Array<{ point: { rank: number }; mean: { rmse: number } }>;
+    families: Array<{ family: string; objective: string; mean: Record<string, number> }>;
     evaluation: { models: TrainingPipelineResult['test'] };
     reportBytes: number;
     plots: string[];
@@ -80,6 +87,7 @@ print(json.dumps({
   'success': json.loads(get(run + '/processed/ratings/_SUCCESS')),
   'ratingsRows': sum(pq.read_table(io.BytesIO(get(k))).num_rows for k in parts),
   'grid': [json.loads(get(k)) for k in sorted(keys(run + '/results/grid/'))],
+  'families': [json.loads(get(k)) for k in sorted(keys(run + '/results/families/'))],
   'evaluation': json.loads(get(run + '/results/evaluate.json')),
   'reportBytes': len(get(run + '/report/report.html')),
   'plots': sorted(k.rsplit('/', 1)[1] for k in keys(run + '/report/') if k.endswith('.png')),
@@ -98,16 +106,31 @@ test('lensflow run: the whole pipeline completes, and its result matches what is
   expect(described.workflowExecutionInfo.status).toBe('WORKFLOW_EXECUTION_STATUS_COMPLETED');
 
   expect(uninterrupted.clean.counts.ratings).toEqual({ raw: 100_836, clean: 100_836, quarantined: {} });
-  expect(uninterrupted.grid).toHaveLength(6);
-  expect(uninterrupted.stages.map((s) => s.stage)).toEqual(['stage', 'clean', 'split', 'grid', 'train-evaluate-analyse', 'recommend', 'report', 'register']);
-  // ALS is judged next to the baselines, and beats the global mean.
-  expect(uninterrupted.test.als.rmse!).toBeLessThan(uninterrupted.test.global_mean.rmse!);
+  expect(uninterrupted.grid).toHaveLength(4);
+  // Each family was searched and selected by its own objective; the best rating model (ALS
+  // included) is trained on all ratings when it is not ALS, and registered.
+  const families = uninterrupted.families!;
+  expect(Object.fromEntries(Object.entries(families.best).map(([f, r]) => [f, r!.objective]))).toEqual({ bias_als: 'rmse', implicit_als: 'ndcg_at_k', torch_ease: 'ndcg_at_k' });
+  const rating = families.rating.family;
+  expect(['als', 'bias_als']).toContain(rating);
+  expect(['implicit_als', 'torch_ease']).toContain(families.ranking!.family);
+  const champion = rating === 'als' ? [] : ['train-champion'];
+  expect(uninterrupted.stages.map((s) => s.stage)).toEqual(['stage', 'clean', 'split', 'grid', 'train-evaluate-analyse', ...champion, 'recommend', 'report', 'register']);
+  // Every family and baseline is judged on the same test set; the rating models beat the global mean.
+  const test = uninterrupted.test;
+  expect(Object.keys(test).sort()).toEqual(['als', 'bias_als', 'global_mean', 'implicit_als', 'most_popular', 'torch_ease', 'user_item_bias']);
+  expect(test.als.rmse!).toBeLessThan(test.global_mean.rmse!);
+  expect(test.bias_als!.rmse!).toBeLessThan(test.global_mean.rmse!);
+  expect(test.torch_ease!.rmse).toBeNull();
+  expect(test.implicit_als!.ndcg_at_k!).toBeGreaterThan(0);
   expect(uninterrupted.registry?.decision).toBe('promoted');
+  expect(uninterrupted.registry!.challenger).toMatchObject({ point: families.rating.point, metrics: test[rating] });
 
   const s3 = s3View(`${prefix}/runs/${runId}`);
   expect(s3.success.committer).toBe('magic');
   expect(s3.ratingsRows).toBe(100_836);
   expect(s3.grid.map((g) => g.mean.rmse)).toEqual(uninterrupted.grid.map((g) => g.rmse));
+  expect(s3.families.map((f) => [f.family, f.mean[f.objective]])).toEqual(families.grid.map((r) => [r.family, r.score]));
   expect(s3.evaluation.models).toEqual(uninterrupted.test);
   expect(Math.min(...uninterrupted.grid.map((g) => g.rmse))).toBe(uninterrupted.best.rmse);
   expect(s3.reportBytes).toBeGreaterThan(10_000);

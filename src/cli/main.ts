@@ -24,7 +24,7 @@ import { cancelSignal, progressQuery, trainingPipeline } from '../workflows';
 
 const USAGE = `usage: lensflow <command> [options]
 
-  run [--dataset D] [--source auto|grouplens|local:<dir>|synthetic:<ratings>[:seed]] [--run-id ID] [--grid JSON] [--split JSON]
+  run [--dataset D] [--source auto|grouplens|local:<dir>|synthetic:<ratings>[:seed]] [--run-id ID] [--grid JSON] [--families JSON] [--split JSON]
       [--runner local|emr:<clusterId>|emr-transient:<spec.json>] [--max-concurrent N] [--no-register] [--no-wait] [--rerun] [--json]
                                 start trainingPipeline; waits with a progress line, then prints a
                                 summary (--json: the full result document) unless --no-wait; a run id
@@ -74,6 +74,7 @@ const RUN_OPTIONS = {
   source: { type: 'string', default: 'auto' },
   'run-id': { type: 'string' },
   grid: { type: 'string' },
+  families: { type: 'string' },
   split: { type: 'string' },
   runner: { type: 'string', default: 'local' },
   'max-concurrent': { type: 'string' },
@@ -95,6 +96,7 @@ function pipelineInput(v: RunValues, settings: Settings, runId: string | null) {
     prefix: v.prefix ?? settings.s3.prefix,
     runId: runId === null ? undefined : (v['run-id'] ?? runId),
     grid: parseJson('--grid', v.grid),
+    families: parseJson('--families', v.families),
     split: parseJson('--split', v.split),
     runner: parseRunner(v.runner ?? 'local'),
     maxConcurrentSteps: v['max-concurrent'] === undefined ? undefined : Number(v['max-concurrent']),

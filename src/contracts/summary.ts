@@ -5,12 +5,13 @@
 import { z } from 'zod';
 import { DatasetName } from './datasets';
 import { ModelMetrics, RankingSettings } from './experiment';
-import { GridRow, RunId, StageTiming } from './pipeline';
+import { BASELINE_FAMILIES, FamilyName } from './models';
+import { ChosenModel, FamilyRow, GridRow, RunId, StageTiming } from './pipeline';
 import { ReconciledCounts } from './jobResults';
 import { S3Uri } from './s3';
 
 /** Models every run scores as reference points; every other model name in the evaluation is a model family. */
-export const BASELINES = ['global_mean', 'user_item_bias', 'most_popular'] as const;
+export const BASELINES = BASELINE_FAMILIES;
 
 /** Grid rows kept in the summary, best first; the full grid is in the document. */
 export const SUMMARY_GRID_ROWS = 10;
@@ -25,7 +26,10 @@ export const PipelineSummary = z
     resultUri: z.string(),
     /** The grid search's best point (mean CV scores). */
     best: GridRow,
+    /** Grid points searched: plain ALS's and every model family's. */
     gridPoints: z.number().int().nonnegative(),
+    /** When model families were searched: each one's best point, the registered rating model and the served ranking model. */
+    families: z.object({ best: z.partialRecord(FamilyName, FamilyRow), rating: ChosenModel, ranking: ChosenModel.nullable() }).optional(),
     /** The best `SUMMARY_GRID_ROWS` grid rows, best first. */
     grid: z.array(GridRow).max(SUMMARY_GRID_ROWS),
     /** Test metrics of every model and baseline the evaluation scored, by name (new model families included). */
