@@ -39,11 +39,12 @@ down:
 status:
 	@bash $(STACK) status
 
-# The demo searches plain ALS and every model family, 6 points each (config/demo-grid.json).
-DEMO_GRID = node -p 'JSON.stringify(require("./config/demo-grid.json").$(1))'
+# The demo searches plain ALS and every model family, 6 points each, on 2 CV folds (config/demo-grid.json).
+DEMO_CONFIG = node -p 'JSON.stringify(require("./config/demo-grid.json").$(1))'
 demo: up
 	@$(LOCAL_ENV); node dist/cli/main.js run --dataset $${LENSFLOW_DATASET:-ml-latest-small} \
-	  --grid "$$($(call DEMO_GRID,grid))" --families "$$($(call DEMO_GRID,families))"
+	  --grid "$$($(call DEMO_CONFIG,grid))" --families "$$($(call DEMO_CONFIG,families))" \
+	  --split "$$($(call DEMO_CONFIG,split))"
 
 # The stack goes down whether the checks pass or not; the exit code is the checks'.
 test: up
