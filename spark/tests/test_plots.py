@@ -172,6 +172,48 @@ def test_model_comparison_puts_als_first_and_marks_missing_metrics(tmp_path):
     assert [t.get_text() for t in rmse_ax.texts] == ["0.871", "1.040", "0.890", "n/a"]
 
 
+def test_model_comparison_shows_every_family_beside_the_baselines():
+    evaluation = {**EVALUATION, "bias_als": {"rmse": 0.85, "mae": 0.66, "ndcg_at_k": 0.04}}
+    evaluation["torch_ease"] = {"rmse": None, "mae": None, "ndcg_at_k": 0.12}
+
+    fig = plots.plot_model_comparison(evaluation)
+
+    assert fig.get_suptitle() == "Every model family vs the baselines on the test set"
+    ndcg = fig.axes[2]
+    labels = [t.get_text() for t in ndcg.get_xticklabels()]
+    assert labels[0] == "ALS" and {"bias_als", "torch_ease"} <= set(labels)
+    colors = {label: bar.get_facecolor() for label, bar in zip(labels, ndcg.patches, strict=True)}
+    assert colors["bias_als"] == colors["torch_ease"] != colors["Global mean"] != colors["ALS"]
+    assert [t.get_text() for t in fig.axes[0].texts][labels.index("torch_ease")] == "n/a"
+
+
+def test_family_table_marks_each_familys_point_chosen_by_its_objective():
+    def point(family, objective, score, **p):
+        return {"family": family, "point": p, "objective": objective, "mean": {objective: score},
+                "std": {objective: 0.01}, "fitSeconds": 1.0}  # fmt: skip
+
+    table = report.family_table(
+        [
+            point("bias_als", "rmse", 0.86, rank=10),
+            point("bias_als", "rmse", 0.85, rank=20),
+            point("torch_ease", "ndcg_at_k", 0.30, l2=200.0),
+            point("torch_ease", "ndcg_at_k", 0.25, l2=500.0),
+        ]
+    )
+
+    assert list(table["chosen"]) == ["", "✓", "✓", ""]
+    assert list(table["point"]) == ["rank 10", "rank 20", "l2 200", "l2 500"]
+
+
+def test_model_tables_split_rating_and_ranking_metrics():
+    rating, ranking = report.model_tables({**EVALUATION, "torch_ease": {"rmse": None, "ndcg_at_k": 0.12}})
+
+    assert list(rating["model"]) == ["ALS", "Global mean", "User + item bias"]
+    assert list(rating.columns) == ["model", "rmse", "mae"]
+    assert list(ranking["model"]) == ["ALS", "Global mean", "User + item bias", "Most popular", "torch_ease"]
+    assert list(ranking.columns) == ["model", "ndcg_at_k"]
+
+
 def test_model_comparison_wraps_many_metrics_into_rows():
     metrics = ["rmse", "mae", "precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "catalogue_coverage"]
     evaluation = {m: {k: 0.5 for k in metrics} for m in ("als", "global_mean")}
@@ -278,7 +320,10 @@ def test_report_holds_the_key_numbers_tables_and_embedded_images():
     assert "<td>Raw ratings quarantined</td><td>duplicate 1, missing_value 3</td>" in html
     assert "rank 10, regParam 0.1, maxIter 5: RMSE 0.8700" in html  # best grid point
     assert '<td>ALS</td><td class="num">0.8712</td><td class="num">0.6700</td>' in html
-    assert '<td>Most popular</td><td>n/a</td><td>n/a</td><td class="num">0.0800</td>' in html
+    # Two tables: the rating models (most_popular predicts no rating), then every model's lists.
+    rating, ranking = html.split("<h2>Ranking: every model's top-k lists")
+    assert "<td>Most popular</td>" not in rating.split("<h2>Rating models")[1]
+    assert '<td>Most popular</td><td class="num">0.0800</td>' in ranking
     assert "<td>One Hit (2001)</td><td>2001</td>" in html  # a year is not 2,001 or 2001.0000
     images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)" alt="([^"]*)"', html)
     assert [alt for _, alt in images] == [
@@ -288,7 +333,7 @@ def test_report_holds_the_key_numbers_tables_and_embedded_images():
         "Top movies by Bayesian average",
         "Ratings per genre",
         "Cross-validated RMSE over rank × regParam",
-        "ALS vs baselines",
+        "Every model vs the baselines, side by side",
     ]
     assert all(base64.b64decode(img).startswith(PNG_MAGIC) for img, _ in images)
     assert not re.search(r"""(src|href)=["']?(https?:|//)""", html)  # self-contained
@@ -300,7 +345,7 @@ def test_report_escapes_every_text_and_skips_missing_results():
     assert "<script>" not in html and "<42>" not in html
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; Co (1994)" in html
     assert "<title>Run &lt;42&gt;</title>" in html
-    assert "ALS vs baselines" not in html and "Best grid point" not in html and "quarantined" not in html
+    assert "Rating models" not in html and "Best grid point" not in html and "quarantined" not in html
     assert html.count("data:image/png;base64,") == 1  # the images given, none drawn
 
 
