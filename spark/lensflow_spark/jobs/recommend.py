@@ -32,8 +32,9 @@ from ..families import FitRuntime, family
 from ..storage import write_json
 from ..topn import BECAUSE, ItemWeights, similar_by_factors, similar_by_item_weights
 
-# Read back by `lensflow recommend`; the size is defined in src/contracts/recommendations.ts.
-USERS_PER_SHARD: int = shared_fact("recommendation-shards")["usersPerShard"]
+# Read back by `lensflow recommend`/`similar`; the layout is defined in src/contracts/recommendations.ts.
+_LAYOUT = shared_fact("recommendation-shards")
+USERS_PER_SHARD: int = _LAYOUT["usersPerShard"]
 SIMILAR_FOR = 2000  # similar movies for this many most-rated movies, unless the input says
 SCORE_RANGES = {"implicit_als": implicit_als.SCORE_RANGE, "torch_ease": torch_ease.SCORE_RANGE}
 """The servable ranking families and the range their served scores are clipped to."""
@@ -136,7 +137,7 @@ def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
         ]
         for r in lists
     }
-    write_json(spark, f"{out}/json/similar-movies.json", similar_doc)
+    write_json(spark, f"{out}/json/{_LAYOUT['similarFile']}", similar_doc)
     described = {
         "family": family_name,
         "point": point,
@@ -144,7 +145,7 @@ def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
         "scoreRange": list(SCORE_RANGES[family_name]),
         "similarity": SIMILARITY_LABELS[family_name],
     }
-    write_json(spark, f"{out}/json/model.json", described)
+    write_json(spark, f"{out}/json/{_LAYOUT['modelFile']}", described)
     model.unpersist()
     ratings.unpersist()
     return {
@@ -155,9 +156,9 @@ def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
         "outputs": {
             "userRecs": f"{out}/users",
             "userRecsJson": f"{out}/json/",
-            "modelJson": f"{out}/json/model.json",
+            "modelJson": f"{out}/json/{_LAYOUT['modelFile']}",
             "similarMovies": f"{out}/similar",
-            "similarMoviesJson": f"{out}/json/similar-movies.json",
+            "similarMoviesJson": f"{out}/json/{_LAYOUT['similarFile']}",
         },
         "nUsers": recs.select(C.USER_ID).distinct().count(),
     }
