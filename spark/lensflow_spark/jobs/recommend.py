@@ -18,15 +18,17 @@ those movies, the family's own meaning of the option.
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
+from importlib import resources
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from .. import columns as C
-from .. import implicit_als, tables, torch_ease
+from .. import contracts, implicit_als, tables, torch_ease
 from ..contracts import shared_fact
 from ..families import FitRuntime, family
 from ..storage import write_json
@@ -35,6 +37,10 @@ from ..topn import BECAUSE, ItemWeights, similar_by_factors, similar_by_item_wei
 # Read back by `lensflow recommend`/`similar`; the layout is defined in src/contracts/recommendations.ts.
 _LAYOUT = shared_fact("recommendation-shards")
 USERS_PER_SHARD: int = _LAYOUT["usersPerShard"]
+DEFAULT_MIN_SUPPORT: int = json.loads(
+    resources.files(contracts).joinpath("recommend-input.schema.json").read_text("utf-8")
+)["properties"]["minSupport"]["default"]
+"""The serving rule's default, defined with the input contract (src/contracts/jobInputs.ts)."""
 SIMILAR_FOR = 2000  # similar movies for this many most-rated movies, unless the input says
 SCORE_RANGES = {"implicit_als": implicit_als.SCORE_RANGE, "torch_ease": torch_ease.SCORE_RANGE}
 """The servable ranking families and the range their served scores are clipped to."""
@@ -64,17 +70,23 @@ def _write_user_shards(spark: SparkSession, recs: DataFrame, folder: str) -> Non
         write_json(spark, f"{folder}/users-{row['shard']}.json", doc)
 
 
-def _fit(ratings: DataFrame, ranking: dict[str, Any], min_support: int, job_input: dict[str, Any], work: str):
+def served_estimator(ranking: dict[str, Any], min_support: int, runtime: FitRuntime):
+    """(estimator, point) of the model `recommend` serves: the family at its point, min_support raised
+    to the serving rule. `bench/serving.py` measures this same estimator beside most_popular."""
     name = ranking["family"]
     if name not in SCORE_RANGES:
-        raise ValueError(
-            f"recommend serves a ranking family with item factors: use one of {', '.join(SCORE_RANGES)}"
-        )
+        servable = ", ".join(SCORE_RANGES)
+        raise ValueError(f"recommend serves a ranking family with item factors: use one of {servable}")
     point = dict(ranking["point"])
     point["min_support"] = max(int(point.get("min_support", 0)), min_support)
+    return family(name).estimator(point, runtime), point
+
+
+def _fit(ratings: DataFrame, ranking: dict[str, Any], min_support: int, job_input: dict[str, Any], work: str):
     lo, hi = ratings.agg(F.min(C.RATING), F.max(C.RATING)).first()
     runtime = FitRuntime(job_input["checkpoint"], work, (float(lo), float(hi)), seed=job_input["seed"])
-    return family(name).estimator(point, runtime).fit(ratings), point
+    estimator, point = served_estimator(ranking, min_support, runtime)
+    return estimator.fit(ratings), point
 
 
 def _similar(model, top: DataFrame, n: int) -> DataFrame:
@@ -85,7 +97,7 @@ def _similar(model, top: DataFrame, n: int) -> DataFrame:
 
 def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
     n, similar_for = job_input["n"], job_input.get("similarFor", SIMILAR_FOR)
-    min_support = job_input["minSupport"]
+    min_support = job_input.get("minSupport", DEFAULT_MIN_SUPPORT)
     ratings = tables.read_parquet(spark, job_input["ratings"]).select(C.USER_ID, C.MOVIE_ID, C.RATING).cache()
     movies = tables.read_parquet(spark, job_input["movies"]).select(C.MOVIE_ID, C.TITLE, C.GENRES)
     out = job_input["output"].rstrip("/")
