@@ -139,9 +139,16 @@ test('lensflow run: the whole pipeline completes, and its result matches what is
   // The champion's recommendations, looked up the way a user would.
   const recs = spawnSync('node', [cliPath, 'recommend', '1', '--run-id', runId], { encoding: 'utf8', env: { ...process.env, LENSFLOW_PREFIX: prefix } });
   expect(recs.status).toBe(0);
-  const lookup = JSON.parse(recs.stdout) as { recommendations: Array<{ movieId: number; title: string }> };
+  const lookup = JSON.parse(recs.stdout) as { model: { family: string; scoreLabel: string }; recommendations: Array<{ movieId: number; title: string; explanation: string }> };
   expect(lookup.recommendations).toHaveLength(10);
   expect(lookup.recommendations[0]!.title).toEqual(expect.any(String));
+  // Served by a ranking model, labelled as its scores, each movie explained by one the user rated.
+  expect(['implicit_als', 'torch_ease']).toContain(lookup.model.family);
+  expect(lookup.model.scoreLabel).not.toBe('predicted rating');
+  for (const r of lookup.recommendations) expect(r.explanation).toMatch(/^because you rated ./);
+  const similar = spawnSync('node', [cliPath, 'similar', '1', '--run-id', runId], { encoding: 'utf8', env: { ...process.env, LENSFLOW_PREFIX: prefix } });
+  expect(similar.status).toBe(0);
+  expect((JSON.parse(similar.stdout) as { similar: Array<{ title: string }> }).similar).toHaveLength(10);
 });
 
 describe.each([

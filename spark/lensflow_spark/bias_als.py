@@ -26,7 +26,7 @@ from . import columns as C
 from . import storage
 from .als import ALSConfig, ALSRuntime, build_estimator
 from .baselines import ITEM_BIAS, USER_BIAS, UserItemBias, UserItemBiasConfig, UserItemBiasModel
-from .factor_topn import FEATURES, OFFSET, ItemMatrix, collect_items, similar_movies, top_n_from_factors
+from .topn import FEATURES, OFFSET, ItemMatrix, collect_items, similar_movies, top_n_from_factors
 
 
 def _is_int(value: Any) -> bool:
@@ -142,7 +142,7 @@ class BiasALSModel:
         self, users: DataFrame, n: int, *, exclude: DataFrame, explain: bool = False
     ) -> DataFrame:
         """Top-`n` by predicted rating (clipped to the scale) for the known users in `users`, none in
-        `exclude`. Action (collects the item matrix), then lazy. See `factor_topn.top_n_from_factors`."""
+        `exclude`. Action (collects the item matrix), then lazy. See `topn.top_n_from_factors`."""
         wanted = users.select(C.USER_ID).distinct()
         vectors = self.user_vectors().join(wanted, C.USER_ID)
         return top_n_from_factors(vectors, self.item_matrix(), exclude, n, explain=explain, clip=self.scale)

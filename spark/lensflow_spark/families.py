@@ -37,8 +37,8 @@ from . import baselines as B
 from . import columns as C
 from .als import ALSConfig, ALSRuntime, build_estimator
 from .bias_als import BiasALS, BiasALSConfig
-from .factor_topn import FEATURES, OFFSET, collect_items, top_n_from_factors
 from .implicit_als import ImplicitALS, ImplicitALSConfig
+from .topn import FEATURES, OFFSET, collect_items, top_n_from_factors
 from .torch_ease import EASEConfig, TorchEASE
 
 RATING, RANKING = "rating", "ranking"
@@ -83,7 +83,7 @@ class PlainALSModel:
         return self.factors.transform(pairs).select(*pairs.columns, clipped.alias(C.PREDICTION))
 
     def recommend_for_users(self, users: DataFrame, n: int, *, exclude: DataFrame, explain: bool = False):
-        """Top-n by predicted rating (clipped) for the known users; see `factor_topn`."""
+        """Top-n by predicted rating (clipped) for the known users; see `topn`."""
         vectors = self.factors.userFactors.select(
             F.col("id").alias(C.USER_ID), FEATURES, F.lit(0.0).alias(OFFSET)
         ).join(users.select(C.USER_ID).distinct(), C.USER_ID)

@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 from . import columns as C
 from . import storage
 from .als import ALSConfig, ALSRuntime, build_estimator
-from .factor_topn import FEATURES, OFFSET, ItemMatrix, collect_items, similar_movies, top_n_from_factors
+from .topn import FEATURES, OFFSET, ItemMatrix, collect_items, similar_movies, top_n_from_factors
 
 SCORE_RANGE = (0.0, 1.0)
 """Served scores are preferences clipped to this range."""

@@ -1,19 +1,26 @@
-"""Top-k lists without a cross join: users scored against the catalogue one block at a time.
+"""The one top-N implementation: users scored against the catalogue one block at a time, no cross join.
 
-As in Spark's own `ALSModel.recommendForAllUsers`, the catalogue side (movie factors, or one term
-per movie) is small and shipped to every task, and each task scores a block of users against all
-of it with one matrix operation, keeping only each user's k best. No (user, movie) pair table is
-ever built: memory is one block (`BLOCK_CELLS` scores) per task, work is users x movies x rank
-flops in BLAS rather than a shuffle of users x movies rows.
+As in Spark's own `ALSModel.recommendForAllUsers`, the catalogue side (movie factors, per-movie
+terms, or an item-item weight matrix) is small and shipped to every task, and each task scores a
+block of users against all of it with one matrix operation, keeping only each user's k best. No
+(user, movie) pair table is ever built: memory is one block (`BLOCK_CELLS` scores) per task, work
+is users x movies x rank flops in BLAS rather than a shuffle of users x movies rows.
 
-The lists are exactly what `metrics.top_k` over a full (user, movie, score) table gives: movies a
-user rated (in `exclude`) never appear, NaN scores are dropped, ties break by score descending then
-movie_id ascending, and a user with fewer than k candidates gets a shorter list.
+Every list is exactly what `metrics.top_k` over a full (user, movie, score) table gives: movies a
+user rated (in `exclude`) never appear, nor do non-candidate movies (below a minimum support), NaN
+scores are dropped, ties break by score descending then movie_id ascending, and a user with fewer
+than k candidates gets a shorter list. Served scores may be clipped to a range after ranking.
 
-Two scores are supported:
-* `factor_scores`: the dot product <u, v> of float factors, computed in double precision;
-* `additive_scores`: u + v for one double per user and one per movie (the baselines'
-  mu + b_u + b_i), rounding exactly as Spark's `u + v` does.
+Three scores, one kernel (`_score_blocks`):
+* factors with offsets: score(u, i) = user_offset(u) + item_offset(i) + p_u . q_i, in double
+  precision (ALS: 0, 0, factors; bias-aware ALS: mu + b_u, b_i, residual factors; implicit ALS);
+* additive terms u + v (the baselines' mu + b_u + b_i): the factor score with rank 0, which rounds
+  exactly as Spark's `u + v` (0 + v + u is one IEEE addition);
+* item-item weights (EASE): score(u, i) = sum_{j rated by u} W_ji, with the user's history read
+  from `exclude`.
+
+With `explain`, each listed movie also names the user's rated movie most similar to it — cosine of
+item factors, or the largest weight W_ji for item-item models: "because you rated X".
 
 The catalogue is collected to the driver once and broadcast: it grows with the number of movies
 (62k at ml-25m: 2.5 MB of rank-10 float factors), never with the number of ratings or users.
@@ -21,7 +28,8 @@ The catalogue is collected to the driver once and broadcast: it grows with the n
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -33,9 +41,13 @@ from . import columns as C
 
 BLOCK_CELLS = 8_000_000
 """Scores held per block of users (64 MB of doubles): users per block = BLOCK_CELLS // movies."""
+BECAUSE = "because_movie_id"
+"""The user's rated movie most similar to the listed one (null without `explain`)."""
+FEATURES = "features"
+OFFSET = "offset"
+TERM = "_term"
+"""The column name `additive_scores` reads the per-user and per-movie terms from."""
 _RATED = "_rated"
-_TERM = "_term"
-_FEATURES = "_features"
 TOP_K_SCHEMA = StructType(
     [
         StructField(C.USER_ID, IntegerType()),
@@ -44,11 +56,73 @@ TOP_K_SCHEMA = StructType(
         StructField(C.RANK, IntegerType()),
     ]
 )
+TOP_N_SCHEMA = StructType([*TOP_K_SCHEMA.fields, StructField(BECAUSE, IntegerType())])
 
 
 def _check_k(k: int) -> None:
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be an int >= 1, got {k!r}")
+
+
+@dataclass(frozen=True)
+class ItemMatrix:
+    """Movies as rows, in movie_id order: ids, factors (m x rank), additive offsets, candidates."""
+
+    ids: np.ndarray
+    vectors: np.ndarray
+    offsets: np.ndarray
+    candidate: np.ndarray
+    """bool per movie: False keeps it out of every list (e.g. below a minimum support)."""
+
+    def unit_vectors(self) -> np.ndarray:
+        """Rows scaled to length 1 (zero rows stay zero): cosine similarity is their dot product.
+
+        Computed once per matrix (an executor explains many users with one broadcast copy)."""
+        if "_unit" in self.__dict__:
+            return self.__dict__["_unit"]
+        norms = np.linalg.norm(self.vectors, axis=1, keepdims=True)
+        unit = np.divide(self.vectors, norms, out=np.zeros_like(self.vectors), where=norms > 0)
+        self.__dict__["_unit"] = unit
+        return unit
+
+    def unit(self) -> ItemMatrix:
+        """The same movies with unit vectors and no offsets: dot products are cosines."""
+        return ItemMatrix(self.ids, self.unit_vectors(), np.zeros(len(self.ids)), self.candidate)
+
+
+def collect_items(
+    item_factors: DataFrame,
+    offsets: DataFrame | None = None,
+    supports: DataFrame | None = None,
+    *,
+    min_support: int = 0,
+) -> ItemMatrix:
+    """Action: collects `(id, features)` item factors (ALSModel.itemFactors' shape) into an `ItemMatrix`.
+
+    `offsets` (movie_id, offset) adds a per-movie term (0 when absent); `supports` (movie_id, support)
+    with `min_support` marks movies with fewer training ratings than that as non-candidates.
+    """
+    rows = item_factors.select(F.col("id").alias(C.MOVIE_ID), F.col(FEATURES))
+    if offsets is not None:
+        rows = rows.join(offsets.select(C.MOVIE_ID, OFFSET), C.MOVIE_ID, "left")
+    else:
+        rows = rows.withColumn(OFFSET, F.lit(0.0))
+    if supports is not None:
+        rows = rows.join(supports.select(C.MOVIE_ID, "support"), C.MOVIE_ID, "left")
+    else:
+        rows = rows.withColumn("support", F.lit(None).cast("long"))
+    pdf = rows.where(F.col(C.MOVIE_ID).isNotNull()).orderBy(C.MOVIE_ID).toPandas()
+    ids = pdf[C.MOVIE_ID].to_numpy(dtype=np.int64)
+    if len(np.unique(ids)) != len(ids):
+        raise ValueError("the catalogue holds a movie_id twice")
+    vectors = np.array(pdf[FEATURES].tolist(), dtype=np.float64).reshape(len(pdf), -1)
+    support = pdf["support"].fillna(0).to_numpy() if supports is not None else np.full(len(pdf), np.inf)
+    return ItemMatrix(
+        ids=ids,
+        vectors=vectors,
+        offsets=pdf[OFFSET].fillna(0.0).to_numpy(dtype=np.float64),
+        candidate=support >= min_support,
+    )
 
 
 def block_top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -83,48 +157,109 @@ def _users_with_rated(users: DataFrame, exclude: DataFrame | None) -> DataFrame:
     return users.join(rated, C.USER_ID, "left")
 
 
-def _catalogue(items: DataFrame, value: str) -> tuple[np.ndarray, np.ndarray]:
-    """(movie_ids sorted, values in that order) of the catalogue, on the driver."""
-    rows = items.select(C.MOVIE_ID, value).where(F.col(C.MOVIE_ID).isNotNull()).orderBy(C.MOVIE_ID).collect()
-    movie_ids = np.array([r[0] for r in rows], dtype=np.int64)
-    if len(np.unique(movie_ids)) != len(movie_ids):
-        raise ValueError("the catalogue holds a movie_id twice")
-    return movie_ids, [r[1] for r in rows]
+Scorer = Callable[[pd.DataFrame, object, np.ndarray, np.ndarray], np.ndarray]
+"""(block of users, catalogue payload, history rows, history columns) -> users x movies scores."""
+Explainer = Callable[[object, np.ndarray, np.ndarray], np.ndarray]
+"""(catalogue payload, listed columns, history columns) -> listed x history similarities."""
 
 
-def _score_blocks(users: DataFrame, movie_ids, user_values, score_block, k: int) -> DataFrame:
-    """mapInPandas over (user_id, <user value>, _rated): each block scored, masked and cut to k."""
+def _score_blocks(
+    users: DataFrame,
+    ids: np.ndarray,
+    candidate: np.ndarray,
+    payload: object,
+    score: Scorer,
+    k: int,
+    *,
+    explain: Explainer | None = None,
+    clip: tuple[float, float] | None = None,
+) -> DataFrame:
+    """mapInPandas over (user_id, <user values>, _rated): each block scored, masked, cut to k. Lazy.
+
+    Rated and non-candidate movies are masked; clip applies to the served scores after ranking.
+    """
     spark = users.sparkSession
-    catalogue = spark.sparkContext.broadcast((movie_ids, user_values))
-    block = max(1, BLOCK_CELLS // max(1, len(movie_ids)))
+    shipped = spark.sparkContext.broadcast((ids, candidate, payload))
+    block = max(1, BLOCK_CELLS // max(1, len(ids)))
 
-    def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        ids, item_values = catalogue.value
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        movie_ids, is_candidate, items = shipped.value
         for batch in batches:
             for start in range(0, len(batch), block):
                 part = batch.iloc[start : start + block]
-                if ids.size == 0 or part.empty:
+                if movie_ids.size == 0 or part.empty:
                     continue
-                scores = score_block(part, item_values)
                 rated = part[_RATED].to_numpy()
                 lens = np.array([0 if r is None else len(r) for r in rated])
-                if lens.any():
-                    flat = np.concatenate([np.asarray(r, dtype=np.int64) for r in rated if r is not None])
-                    row = np.repeat(np.arange(len(part)), lens)
-                    col = np.minimum(np.searchsorted(ids, flat), ids.size - 1)
-                    hit = ids[col] == flat
-                    scores[row[hit], col[hit]] = np.nan
+                flat = np.concatenate([np.asarray(r, dtype=np.int64) for r in rated if r is not None] or [[]])
+                row = np.repeat(np.arange(len(part)), lens)
+                col = np.minimum(np.searchsorted(movie_ids, flat), movie_ids.size - 1)
+                hit = movie_ids[col] == flat.astype(np.int64)
+                hist_rows, hist_cols = row[hit], col[hit]
+                scores = score(part, items, hist_rows, hist_cols)
+                scores[hist_rows, hist_cols] = np.nan
+                scores[:, ~is_candidate] = np.nan
                 r, c, rank = block_top_k(scores, k)
+                served = scores[r, c] if clip is None else np.clip(scores[r, c], *clip)
+                because = pd.array([None] * r.size, dtype="Int32")
+                if explain is not None and r.size:
+                    because = _explanations(items, movie_ids, explain, r, c, hist_rows, hist_cols)
                 yield pd.DataFrame(
                     {
                         C.USER_ID: part[C.USER_ID].to_numpy()[r].astype(np.int32),
-                        C.MOVIE_ID: ids[c].astype(np.int32),
-                        C.SCORE: scores[r, c],
+                        C.MOVIE_ID: movie_ids[c].astype(np.int32),
+                        C.SCORE: served.astype(np.float64),
                         C.RANK: rank.astype(np.int32),
+                        BECAUSE: because,
                     }
                 )
 
-    return users.mapInPandas(score, TOP_K_SCHEMA)
+    return users.mapInPandas(run, TOP_N_SCHEMA)
+
+
+def _explanations(items, movie_ids, explain: Explainer, r, c, hist_rows, hist_cols) -> pd.array:
+    """Per listed (row r, column c): the movie id of the history column most similar to c."""
+    because = np.full(r.size, -1, dtype=np.int64)
+    for user_row in np.unique(r):
+        history = hist_cols[hist_rows == user_row]
+        if history.size == 0:
+            continue
+        listed = np.flatnonzero(r == user_row)
+        because[listed] = movie_ids[history[np.argmax(explain(items, c[listed], history), axis=1)]]
+    return pd.array(np.where(because < 0, None, because), dtype="Int32")
+
+
+def _factor_score(part: pd.DataFrame, items: ItemMatrix, hist_rows, hist_cols) -> np.ndarray:
+    users = np.array(part[FEATURES].tolist(), dtype=np.float64).reshape(len(part), items.vectors.shape[1])
+    return users @ items.vectors.T + items.offsets + part[OFFSET].to_numpy(dtype=np.float64)[:, None]
+
+
+def _cosine(items: ItemMatrix, listed: np.ndarray, history: np.ndarray) -> np.ndarray:
+    unit = items.unit_vectors()
+    return unit[listed] @ unit[history].T
+
+
+def top_n_from_factors(
+    user_vectors: DataFrame,
+    items: ItemMatrix,
+    rated: DataFrame | None,
+    n: int,
+    *,
+    explain: bool = False,
+    clip: tuple[float, float] | None = None,
+) -> DataFrame:
+    """Top-`n` movies per user of `user_vectors(user_id, features, offset)`, none rated in `rated`. Lazy.
+
+    Returns `(user_id, movie_id, score, rank, because_movie_id)`: rank 1-based by score descending,
+    then movie_id ascending; `because_movie_id` is the user's rated movie closest by cosine of item
+    factors when `explain` (null otherwise, or when the user rated no movie the model knows).
+    `clip=(lo, hi)` clips the served scores after ranking. Users absent from `user_vectors` get no
+    rows: the caller decides their fallback.
+    """
+    _check_k(n)
+    users = _users_with_rated(user_vectors.select(C.USER_ID, FEATURES, OFFSET), rated)
+    why = _cosine if explain else None
+    return _score_blocks(users, items.ids, items.candidate, items, _factor_score, n, explain=why, clip=clip)
 
 
 def factor_scores(
@@ -137,16 +272,8 @@ def factor_scores(
     movie factors (catalogue-sized) for the broadcast.
     """
     _check_k(k)
-    movie_ids, vectors = _catalogue(movie_factors.withColumnRenamed("id", C.MOVIE_ID), "features")
-    rank = len(vectors[0]) if vectors else 0
-    matrix = np.array(vectors, dtype=np.float64).reshape(len(vectors), rank)
-    users = user_factors.select(F.col("id").alias(C.USER_ID), F.col("features").alias(_FEATURES))
-
-    def score_block(part: pd.DataFrame, items: np.ndarray) -> np.ndarray:
-        block = np.array(part[_FEATURES].tolist(), dtype=np.float64).reshape(len(part), rank)
-        return block @ items.T
-
-    return _score_blocks(_users_with_rated(users, exclude), movie_ids, matrix, score_block, k)
+    users = user_factors.select(F.col("id").alias(C.USER_ID), FEATURES, F.lit(0.0).alias(OFFSET))
+    return top_n_from_factors(users, collect_items(movie_factors), exclude, k).drop(BECAUSE)
 
 
 def additive_scores(
@@ -154,43 +281,115 @@ def additive_scores(
 ) -> DataFrame:
     """Top-k by u + v: `user_terms(user_id, _term double)`, `movie_terms(movie_id, _term double)`.
 
-    The sum is one IEEE double addition, as Spark computes `u + v`, so scores and ties are exactly
-    those of the SQL expression. Returns (user_id, movie_id, score, rank). Lazy apart from collecting
-    the movie terms (catalogue-sized) for the broadcast.
+    Rank-0 factors with offsets: 0 + v + u is one IEEE double addition, as Spark computes `u + v`,
+    so scores and ties are exactly those of the SQL expression. Returns (user_id, movie_id, score,
+    rank). Lazy apart from collecting the movie terms (catalogue-sized) for the broadcast.
     """
     _check_k(k)
-    movie_ids, values = _catalogue(movie_terms, _TERM)
-    terms = np.array(values, dtype=np.float64)
-
-    def score_block(part: pd.DataFrame, items: np.ndarray) -> np.ndarray:
-        return part[_TERM].to_numpy(dtype=np.float64)[:, None] + items[None, :]
-
-    users = user_terms.select(C.USER_ID, F.col(_TERM).cast("double").alias(_TERM))
-    return _score_blocks(_users_with_rated(users, exclude), movie_ids, terms, score_block, k)
-
-
-TERM = _TERM
-"""The column name `additive_scores` reads the per-user and per-movie terms from."""
+    no_factors = F.array().cast("array<float>")
+    items = collect_items(
+        movie_terms.select(F.col(C.MOVIE_ID).alias("id"), no_factors.alias(FEATURES)),
+        movie_terms.select(C.MOVIE_ID, F.col(TERM).cast("double").alias(OFFSET)),
+    )
+    users = user_terms.select(C.USER_ID, no_factors.alias(FEATURES), F.col(TERM).cast("double").alias(OFFSET))
+    return top_n_from_factors(users, items, exclude, k).drop(BECAUSE)
 
 
-def similar_movies(item_factors: DataFrame, movie_ids: DataFrame, n: int) -> DataFrame:
-    """For each movie in `movie_ids`, the `n` others among them with the most similar factors.
+@dataclass(frozen=True)
+class ItemWeights:
+    """An item-item model (EASE): W (m x m, float32), W_ji how much rating j speaks for movie i."""
 
-    similarity(i, j) = <f_i, f_j> / (|f_i| |f_j|), in double precision; ties by movie_id ascending.
-    Returns (movie_id, similar_movie_id, similarity, rank). Blocked like the top-k lists, so the cost
-    is movies x movies x rank flops and one block of scores per task, never a pair table.
+    ids: np.ndarray
+    weights: np.ndarray
+
+
+def _history_score(part: pd.DataFrame, items: ItemWeights, hist_rows, hist_cols) -> np.ndarray:
+    x = np.zeros((len(part), items.ids.size), dtype=np.float32)
+    x[hist_rows, hist_cols] = 1.0
+    scores = (x @ items.weights).astype(np.float64)
+    scores[~x.any(axis=1)] = np.nan  # no known history, no list
+    return scores
+
+
+def _weight_of(items: ItemWeights, listed: np.ndarray, history: np.ndarray) -> np.ndarray:
+    return items.weights[np.ix_(history, listed)].T
+
+
+def top_n_from_item_weights(
+    users: DataFrame,
+    items: ItemWeights,
+    rated: DataFrame,
+    n: int,
+    *,
+    candidate: np.ndarray | None = None,
+    explain: bool = False,
+    clip: tuple[float, float] | None = None,
+) -> DataFrame:
+    """Top-`n` by x_u W for the users in `users(user_id)`, x_u their rated movies in `rated`. Lazy.
+
+    Same columns and order as `top_n_from_factors`; `because_movie_id` is the rated movie j with the
+    largest W_ji. Users who rated no movie of the model get no rows. `candidate` (bool per movie,
+    default all) keeps movies out of every list.
     """
     _check_k(n)
-    wanted = item_factors.join(movie_ids.select(F.col(C.MOVIE_ID).alias("id")), "id")
-    norm = F.sqrt(
-        F.aggregate(F.transform("features", lambda x: x.cast("double") * x), F.lit(0.0), lambda a, x: a + x)
+    wanted = _users_with_rated(users.select(C.USER_ID).distinct(), rated)
+    ok = np.ones(items.ids.size, dtype=bool) if candidate is None else candidate
+    return _score_blocks(
+        wanted, items.ids, ok, items, _history_score, n, explain=_weight_of if explain else None, clip=clip
     )
-    unit = wanted.select("id", F.transform("features", lambda x: x.cast("double") / norm).alias("features"))
-    self_pairs = unit.select(F.col("id").alias(C.USER_ID), F.col("id").alias(C.MOVIE_ID))
-    lists = factor_scores(unit, unit, n, exclude=self_pairs)
+
+
+def _as_similar(lists: DataFrame, similarity: str) -> DataFrame:
     return lists.select(
         F.col(C.USER_ID).alias(C.MOVIE_ID),
         F.col(C.MOVIE_ID).alias("similar_movie_id"),
-        F.col(C.SCORE).alias("similarity"),
-        F.col(C.RANK).alias("rank"),
+        F.col(C.SCORE).alias(similarity),
+        F.col(C.RANK).alias(C.RANK),
     )
+
+
+def similar_by_factors(items: ItemMatrix, movie_ids: DataFrame, n: int) -> DataFrame:
+    """For each movie of `movie_ids(movie_id)` the model knows, the `n` candidates of highest cosine.
+
+    similarity(i, j) = <f_i, f_j> / (|f_i| |f_j|), in double precision; ties by movie_id ascending;
+    a movie is never its own neighbour. Returns (movie_id, similar_movie_id, similarity, rank). Lazy.
+    """
+    _check_k(n)
+    unit = items.unit()
+    known = [(int(i), v.tolist()) for i, v in zip(unit.ids, unit.vectors, strict=True)]
+    spark = movie_ids.sparkSession
+    queries = spark.createDataFrame(known, f"{C.MOVIE_ID} int, {FEATURES} array<double>").join(
+        movie_ids.select(C.MOVIE_ID).distinct(), C.MOVIE_ID
+    )
+    users = queries.select(F.col(C.MOVIE_ID).alias(C.USER_ID), FEATURES, F.lit(0.0).alias(OFFSET))
+    self_pairs = queries.select(F.col(C.MOVIE_ID).alias(C.USER_ID), C.MOVIE_ID)
+    return _as_similar(top_n_from_factors(users, unit, self_pairs, n), "similarity")
+
+
+def similar_by_item_weights(
+    items: ItemWeights, movie_ids: DataFrame, n: int, *, candidate: np.ndarray | None = None
+) -> DataFrame:
+    """For each movie j of `movie_ids`, the `n` movies i with the largest weight W_ji: the item-item
+    model's list for someone who rated only j. Returns (movie_id, similar_movie_id, weight, rank). Lazy.
+    """
+    queries = movie_ids.select(C.MOVIE_ID).distinct()
+    one_movie = queries.select(F.col(C.MOVIE_ID).alias(C.USER_ID), C.MOVIE_ID)
+    users = queries.withColumnRenamed(C.MOVIE_ID, C.USER_ID)
+    lists = top_n_from_item_weights(users, items, one_movie, n, candidate=candidate)
+    return _as_similar(lists, "similarity")
+
+
+def similar_movies(items: ItemMatrix, movie_id: int, n: int) -> list[tuple[int, float]]:
+    """Driver-side lookup for one movie: the `n` candidates closest by cosine of item factors.
+
+    Raises ValueError for a movie the model does not know.
+    """
+    where = np.flatnonzero(items.ids == movie_id)
+    if where.size == 0:
+        raise ValueError(f"movie {movie_id} is not in the model; similar movies need a trained movie")
+    unit = items.unit_vectors()
+    similarity = unit @ unit[where[0]]
+    similarity[where[0]] = np.nan
+    similarity[~items.candidate] = np.nan
+    _, cols, _ = block_top_k(similarity[None, :], n)
+    return [(int(items.ids[i]), float(similarity[i])) for i in cols]

@@ -31,10 +31,9 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from . import columns as C
-from .factor_topn import BECAUSE, TOP_N_SCHEMA
+from .topn import ItemWeights, top_n_from_item_weights
 
 SCORE_RANGE = (0.0, 1.0)
 _WEIGHTS = "ease.npz"
@@ -135,62 +134,18 @@ class TorchEASEModel:
         return known.to_numpy(dtype=np.int64)
 
     def recommend_for_users(
-        self, users: DataFrame, n: int, *, exclude: DataFrame, explain: bool = False, block: int = 1024
+        self, users: DataFrame, n: int, *, exclude: DataFrame, explain: bool = False
     ) -> DataFrame:
         """Top-`n` (user_id, movie_id, score, rank, because_movie_id) for the users in `users`.
 
         A user's history is their rows in `exclude` (the training ratings): scores are x_u B, rated
         movies are never listed, ties go to the smaller movie id, scores are clipped to [0, 1] after
         ranking. `because_movie_id` is the rated movie contributing most to the score (argmax_j
-        B_ji over the history). Users with no known rated movie get no rows. Action: collects the
-        histories of `users` and builds the result on the driver, `block` users at a time.
+        B_ji over the history). Users with no known rated movie get no rows. Lazy: blocks of users
+        are scored on the executors against a broadcast B (`topn.top_n_from_item_weights`).
         """
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be an int >= 1, got {n!r}")
-        spark = users.sparkSession
-        wanted = users.select(C.USER_ID).distinct()
-        histories = (
-            exclude.join(wanted, C.USER_ID)
-            .groupBy(C.USER_ID)
-            .agg(F.collect_list(C.MOVIE_ID).alias("_rated"))
-            .orderBy(C.USER_ID)
-            .toPandas()
-        )
-        frames = []
-        for start in range(0, len(histories), block):
-            chunk = histories.iloc[start : start + block]
-            hist = [self._history(r) for r in chunk["_rated"]]
-            x = np.zeros((len(chunk), self.movies.size), dtype=np.float32)
-            for row, cols in enumerate(hist):
-                x[row, cols] = 1.0
-            scores = x @ self.weights
-            scores[x > 0] = -np.inf
-            for row, user in enumerate(chunk[C.USER_ID].to_numpy()):
-                if hist[row].size == 0:
-                    continue
-                s = scores[row]
-                order = np.lexsort((self.movies, -s))[:n]
-                order = order[np.isfinite(s[order])]
-                because = None
-                if explain:
-                    because = self.movies[
-                        hist[row][np.argmax(self.weights[np.ix_(hist[row], order)], axis=0)]
-                    ]
-                frames.append(
-                    pd.DataFrame(
-                        {
-                            C.USER_ID: np.full(order.size, user, dtype=np.int32),
-                            C.MOVIE_ID: self.movies[order].astype(np.int32),
-                            C.SCORE: np.clip(s[order], *SCORE_RANGE).astype(np.float64),
-                            C.RANK: np.arange(1, order.size + 1, dtype=np.int32),
-                            BECAUSE: pd.array(because if explain else [None] * order.size, dtype="Int32"),
-                        }
-                    )
-                )
-        pdf = pd.concat(frames, ignore_index=True) if frames else None
-        if pdf is None:
-            return spark.createDataFrame([], TOP_N_SCHEMA)
-        return spark.createDataFrame(pdf.astype({BECAUSE: "object"}).where(pdf.notna(), None), TOP_N_SCHEMA)
+        items = ItemWeights(self.movies, self.weights)
+        return top_n_from_item_weights(users, items, exclude, n, explain=explain, clip=SCORE_RANGE)
 
     def similar_movies(self, movie_id: int, n: int) -> list[tuple[int, float]]:
         """The `n` movies with the largest cosine between their columns of B and `movie_id`'s."""

@@ -123,7 +123,48 @@ def test_similar_movies_are_the_nearest_by_cosine(spark):
         [(1, [1.0, 0.0]), (2, [0.9, 0.1]), (3, [0.0, 1.0]), (4, [-1.0, 0.0])], "id int, features array<float>"
     )
     wanted = spark.createDataFrame([(1,), (2,), (3,), (4,)], "movie_id int")
-    rows = topn.similar_movies(factors, wanted, 1).collect()
+    rows = topn.similar_by_factors(topn.collect_items(factors), wanted, 1).collect()
     assert {r[C.MOVIE_ID]: r["similar_movie_id"] for r in rows} == {1: 2, 2: 1, 3: 2, 4: 3}
     by_movie = {r[C.MOVIE_ID]: r["similarity"] for r in rows}
     assert by_movie[1] == pytest.approx(0.9 / np.hypot(0.9, 0.1), rel=1e-6)
+    assert topn.similar_movies(topn.collect_items(factors), 3, 1) == [
+        (2, pytest.approx(0.1 / np.hypot(0.9, 0.1)))
+    ]
+
+
+def test_factor_lists_skip_non_candidates_clip_after_ranking_and_explain_by_cosine(spark):
+    movies = spark.createDataFrame(
+        [(10, [1.0, 0.0]), (20, [0.0, 1.0]), (30, [2.0, 0.1]), (40, [0.1, 3.0])],
+        "id int, features array<float>",
+    )
+    supports = spark.createDataFrame([(10, 9), (20, 9), (30, 9), (40, 1)], "movie_id int, support long")
+    items = topn.collect_items(movies, supports=supports, min_support=2)  # 40 is below the support
+    users = spark.createDataFrame([(1, [1.0, 1.0], 0.0)], "user_id int, features array<float>, offset double")
+    rated = spark.createDataFrame([(1, 10), (1, 20)], "user_id int, movie_id int")
+    got = topn.top_n_from_factors(users, items, rated, 3, explain=True, clip=(0.0, 1.0)).collect()
+    # 30 scores 2.1 (clipped to 1.0), most like 10 by cosine; 40 (3.1) is not a candidate.
+    assert [(r[C.MOVIE_ID], r[C.SCORE], r[C.RANK], r[topn.BECAUSE]) for r in got] == [(30, 1.0, 1, 10)]
+
+
+def test_item_weight_lists_score_the_history_and_explain_by_the_largest_weight(spark):
+    # W[j, i]: how much having rated movie j speaks for movie i (EASE's B, zero diagonal).
+    weights = np.array(
+        [[0, 0.5, 0.35, 0.0], [0.2, 0, 0.05, 0.5], [0.0, 0.0, 0, 0.9], [0, 0, 0, 0]], dtype=np.float32
+    )
+    items = topn.ItemWeights(np.array([1, 2, 3, 4]), weights)
+    users = spark.createDataFrame([(7,), (8,), (9,)], "user_id int")
+    rated = spark.createDataFrame([(7, 1), (7, 2), (8, 3), (9, 99)], "user_id int, movie_id int")
+    lists = topn.top_n_from_item_weights(users, items, rated, 5, explain=True, clip=(0.0, 0.45))
+    got = lists.orderBy(C.USER_ID, C.RANK).collect()
+    # user 7 (x = [1, 1, 0, 0]): movie 4 0.0 + 0.5 (clipped to 0.45) because of 2, movie 3 0.35 + 0.05
+    # because of 1; user 8: row 3 of W, ties by movie id; user 9 rated no movie of the model: no list.
+    assert [(r[C.USER_ID], r[C.MOVIE_ID], r[C.RANK], r[topn.BECAUSE]) for r in got] == [
+        (7, 4, 1, 2),
+        (7, 3, 2, 1),
+        (8, 4, 1, 3),
+        (8, 1, 2, 3),
+        (8, 2, 3, 3),
+    ]
+    assert [r[C.SCORE] for r in got] == pytest.approx([0.45, 0.4, 0.45, 0.0, 0.0])
+    similar = topn.similar_by_item_weights(items, spark.createDataFrame([(2,)], "movie_id int"), 2).collect()
+    assert [(r["similar_movie_id"], r["similarity"]) for r in similar] == [(4, 0.5), (1, pytest.approx(0.2))]

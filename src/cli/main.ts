@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Client, Connection, ScheduleOverlapPolicy, WorkflowFailedError, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, type WorkflowHandle } from '@temporalio/client';
 import { createS3Client, getObjectText } from '../activities/s3Client';
-import { readRecommendations, readChampion } from '../activities/recommendationsStore';
+import { readChampion, readRecommendations, readServedModel, readSimilarMovies } from '../activities/recommendationsStore';
 import { listStagedVersions } from '../activities/stageDataset';
 import { readResultDocument } from '../activities/resultDocument';
 import { DataSource, DatasetName } from '../contracts/datasets';
@@ -36,7 +36,10 @@ const USAGE = `usage: lensflow <command> [options]
   result <runId> [--json]       wait for the run, print its summary (--json: the full document)
   report <runId> [--out FILE]   save the run's HTML report locally and print its path
   recommend <userId> [--dataset D] [--run-id ID]
-                                top movies for a user from the champion (or the given run)
+                                top movies for a user from the champion (or the given run), with
+                                the model that ranked them and why each ("because you rated X")
+  similar <movieId> [--dataset D] [--run-id ID]
+                                the movies most similar to a movie by the same model
   schedule create --cron EXPR [--id ID] [run options]   nightly retrains (overlap policy: skip)
   schedule list | schedule delete <id>
   datasets [--dataset D]        the staged versions of each dataset (content SHA-256, files, when)`;
@@ -167,6 +170,16 @@ function watchProgress(handle: WorkflowHandle, startedAt: number): () => void {
   };
 }
 
+/** The run a lookup reads: `--run-id`, else the dataset's champion. */
+async function lookupRun(args: string[], settings: Settings) {
+  const { values } = parseArgs({ args: args.slice(1), options: { dataset: { type: 'string', default: 'ml-latest-small' }, 'run-id': { type: 'string' } } });
+  const s3 = createS3Client(settings.s3);
+  const { bucket, prefix } = settings.s3;
+  const runId = values['run-id'] ?? (await readChampion(s3, bucket, prefix, DatasetName.parse(values.dataset)))?.runId;
+  if (!runId) throw new Error(`no champion for ${values.dataset} yet: run the pipeline first, or name a run with --run-id`);
+  return { s3, bucket, prefix, runId };
+}
+
 const commands: Record<string, (args: string[], settings: Settings) => Promise<number>> = {
   async run(args, settings) {
     const { values } = parseArgs({ args, options: { ...RUN_OPTIONS, 'no-wait': { type: 'boolean', default: false }, json: { type: 'boolean', default: false } } });
@@ -249,13 +262,19 @@ const commands: Record<string, (args: string[], settings: Settings) => Promise<n
   async recommend(args, settings) {
     const userId = Number(args[0]);
     if (!Number.isInteger(userId) || userId < 0) throw new Error('give a numeric user id, e.g. `lensflow recommend 42`');
-    const { values } = parseArgs({ args: args.slice(1), options: { dataset: { type: 'string', default: 'ml-latest-small' }, 'run-id': { type: 'string' } } });
-    const s3 = createS3Client(settings.s3);
-    const { bucket, prefix } = settings.s3;
-    const runId = values['run-id'] ?? (await readChampion(s3, bucket, prefix, DatasetName.parse(values.dataset)))?.runId;
-    if (!runId) throw new Error(`no champion for ${values.dataset} yet: run the pipeline first, or name a run with --run-id`);
-    const recs = await readRecommendations(s3, bucket, prefix, runId, userId);
-    console.log(JSON.stringify({ runId, userId, recommendations: recs }, null, 2));
+    const { s3, bucket, prefix, runId } = await lookupRun(args, settings);
+    const [model, recs] = await Promise.all([readServedModel(s3, bucket, prefix, runId), readRecommendations(s3, bucket, prefix, runId, userId)]);
+    const recommendations = recs.map((r, i) => ({ rank: i + 1, ...r, explanation: r.because ? `because you rated ${r.because.title ?? `movie ${r.because.movieId}`}` : null }));
+    console.log(JSON.stringify({ runId, userId, model, recommendations }, null, 2));
+    return 0;
+  },
+
+  async similar(args, settings) {
+    const movieId = Number(args[0]);
+    if (!Number.isInteger(movieId) || movieId < 0) throw new Error('give a numeric movie id, e.g. `lensflow similar 1`');
+    const { s3, bucket, prefix, runId } = await lookupRun(args, settings);
+    const [model, similar] = await Promise.all([readServedModel(s3, bucket, prefix, runId), readSimilarMovies(s3, bucket, prefix, runId, movieId)]);
+    console.log(JSON.stringify({ runId, movieId, model, similar: similar.map((m, i) => ({ rank: i + 1, ...m })) }, null, 2));
     return 0;
   },
 

@@ -65,16 +65,24 @@ export const AnalysisInput = z
   })
   .strict();
 
+/** The ranking families `recommend` can serve (they have item factors or item-item weights; `families.py`). */
+export const ServedFamily = z.enum(['implicit_als', 'torch_ease']);
+
 export const RecommendInput = z
   .object({
-    model: StorageUri,
     ratings: StorageUri,
     movies: StorageUri,
     output: StorageUri,
+    /** The final ranking model: a family and its point, keyed by the family's hyperparameter names (`families.py`). */
+    ranking: z.object({ family: ServedFamily, point: z.record(z.string(), z.union([z.number(), z.boolean(), z.string()])) }).strict(),
     /** Recommendations per user and similar movies per movie. */
     n: z.number().int().min(1).max(100),
+    /** Only movies with at least this many ratings are served (3 drops the one-off ratings whose factors are noise). */
+    minSupport: z.number().int().min(0).default(3),
     /** Similar movies are computed for this many most-rated movies (absent: the job's default). */
     similarFor: z.number().int().min(1).optional(),
+    seed: z.number().int(),
+    checkpoint: StorageUri,
   })
   .strict();
 

@@ -124,12 +124,28 @@ export const AnalysisResult = z
   .strict();
 export type AnalysisResult = z.infer<typeof AnalysisResult>;
 
-/** Top-N recommendations per user and similar movies, as Parquet and compact JSON. */
+/** Which model made the served lists, and what its scores are (never "predicted ratings" for a ranking model). */
+export const ServedModel = z
+  .object({
+    family: z.string(),
+    point: z.record(z.string(), z.unknown()),
+    scoreLabel: z.string(),
+    /** [lo, hi]: every served score lies in it. */
+    scoreRange: z.tuple([z.number(), z.number()]),
+    /** What a similar movie's `similarity` is. */
+    similarity: z.string(),
+  })
+  .strict();
+export type ServedModel = z.infer<typeof ServedModel>;
+
+/** Top-N recommendations per user with explanations and similar movies, as Parquet and compact JSON. */
 export const RecommendResult = z
   .object({
     job: z.literal('recommend'),
     n: z.number().int().positive(),
-    outputs: z.object({ userRecs: StorageUri, userRecsJson: StorageUri, similarMovies: StorageUri, similarMoviesJson: StorageUri }).strict(),
+    minSupport: Count,
+    model: ServedModel,
+    outputs: z.object({ userRecs: StorageUri, userRecsJson: StorageUri, modelJson: StorageUri, similarMovies: StorageUri, similarMoviesJson: StorageUri }).strict(),
     nUsers: Count,
   })
   .strict();

@@ -273,7 +273,15 @@ async function runStages(
     : final;
 
   const recommendations = await timed('recommend', () =>
-    spark('recommend', 'recommend', { model: final.result.modelUri, ratings: ratingsUri, movies: moviesUri, n: config.recommendations, output: layout.recommendationsUri }),
+    // Until the grid selects the ranking model (g12): implicit ALS at the point bench/models.md measured (1.74x most_popular).
+    spark('recommend', 'recommend', {
+      ranking: { family: 'implicit_als', point: { rank: 32, reg_param: 0.1, max_iter: 10, alpha: 1.0 } },
+      ratings: ratingsUri,
+      movies: moviesUri,
+      n: config.recommendations,
+      output: layout.recommendationsUri,
+      ...model('recommend'),
+    }),
   );
 
   const report = await timed('report', () =>
