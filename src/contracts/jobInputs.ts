@@ -86,6 +86,18 @@ export const RecommendInput = z
   })
   .strict();
 
+/** The model `recommend` serves: a ranking family and its point. */
+export type ServedRanking = z.infer<typeof RecommendInput>['ranking'];
+
+/** Served when the run searched no servable ranking family: implicit ALS at the point bench/models.md measured (1.74x most_popular's NDCG@10). */
+export const DEFAULT_SERVED_RANKING: ServedRanking = { family: 'implicit_als', point: { rank: 32, reg_param: 0.1, max_iter: 10, alpha: 1.0 } };
+
+/** The grid's best ranking model when `recommend` can serve its family, else the default. */
+export function servedRanking(chosen: { family: string; point: object } | null): ServedRanking {
+  const family = ServedFamily.safeParse(chosen?.family);
+  return chosen && family.success ? { family: family.data, point: chosen.point as ServedRanking['point'] } : DEFAULT_SERVED_RANKING;
+}
+
 export const ReportInput = z
   .object({
     dataset: DatasetName,

@@ -23,7 +23,7 @@ import { z } from 'zod';
 import type { Activities } from '../activities';
 import type { AlsPoint, FamilyPoint } from '../contracts/experiment';
 import { MODEL_FAMILIES, type FamilyName } from '../contracts/models';
-import { JobInputs, sparkTaskQueueOf, type JobInputOf, type JobRequest, type JobRun } from '../contracts/jobInputs';
+import { JobInputs, servedRanking, sparkTaskQueueOf, type JobInputOf, type JobRequest, type JobRun } from '../contracts/jobInputs';
 import type { JobName, JobResultOf } from '../contracts/jobResults';
 import {
   TrainingPipelineInput,
@@ -273,9 +273,8 @@ async function runStages(
     : final;
 
   const recommendations = await timed('recommend', () =>
-    // Until the grid selects the ranking model (g12): implicit ALS at the point bench/models.md measured (1.74x most_popular).
     spark('recommend', 'recommend', {
-      ranking: { family: 'implicit_als', point: { rank: 32, reg_param: 0.1, max_iter: 10, alpha: 1.0 } },
+      ranking: servedRanking(families?.ranking ?? null),
       ratings: ratingsUri,
       movies: moviesUri,
       n: config.recommendations,
