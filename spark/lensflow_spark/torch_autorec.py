@@ -44,7 +44,7 @@ class AutoRecConfig:
 
     hidden: int = 200
     """Width of the hidden layer: the length of each movie's code (>= 1)."""
-    l2: float = 1.0
+    l2: float = 30.0
     """lambda (>= 0): weight decay on both weight matrices, against the summed squared error."""
     epochs: int = 150
     """Full-batch Adam steps (>= 1)."""
@@ -172,7 +172,7 @@ class TorchAutoRecModel:
         pdf = pd.DataFrame(
             {
                 C.USER_ID: self.users.astype(np.int32),
-                FEATURES: list(self.user_vectors.astype(np.float64)),
+                FEATURES: self.user_vectors.astype(np.float64).tolist(),  # Python floats: Spark's verifier
                 OFFSET: self.user_offsets.astype(np.float64),
             }
         )
@@ -195,7 +195,7 @@ class TorchAutoRecModel:
         spark = pairs.sparkSession
         movies = spark.createDataFrame(
             pd.DataFrame(
-                {C.MOVIE_ID: self.movies.astype(np.int32), "_code": list(self.codes.astype(np.float64))}
+                {C.MOVIE_ID: self.movies.astype(np.int32), "_code": self.codes.astype(np.float64).tolist()}
             ),
             f"{C.MOVIE_ID} int, _code array<double>",
         )

@@ -212,7 +212,7 @@ def test_nested_selection_never_reads_the_test_part(spark, planted, runtime):
     ]
 
 
-AUTOREC = {"hidden": 8, "l2": 0.5, "epochs": 150, "learning_rate": 0.05}
+AUTOREC = {"hidden": 8, "l2": 0.5, "epochs": 500, "learning_rate": 0.05}  # tiny data: many cheap steps
 
 
 def test_autorec_runs_through_torch_distributor_beats_the_mean_and_stays_on_scale(
@@ -222,7 +222,7 @@ def test_autorec_runs_through_torch_distributor_beats_the_mean_and_stays_on_scal
     model = _fit("torch_autorec", AUTOREC, runtime, train)
     assert model.info["device"] in ("cpu", "cuda") and model.info["distributor_seconds"] > 0
     mean_rmse = M.rmse(_fit("global_mean", {}, runtime, train).transform(test))
-    assert M.rmse(model.transform(test)) < 0.7 * mean_rmse
+    assert M.rmse(model.transform(test)) < 0.5 * mean_rmse
     # Every pair, unknown users and movies included, gets a prediction on the scale; unknown user: mu.
     pairs = spark.createDataFrame(
         [(u, i) for u in range(-1, 41) for i in range(-1, 31)], "user_id int, movie_id int"
