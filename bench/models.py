@@ -183,7 +183,11 @@ def _fmt(value) -> str:
 
 def _markdown(result: dict) -> str:
     lines = ["# Every model family vs the baselines (nested selection: points chosen on validation only)", ""]
-    lines.append(f"{result['seconds']} s on {result['machine']}; torch: {result.get('torch', 'n/a')}.")
+    sections = ", ".join(f"{k} {result[f'{k}_seconds']} s" for k in SECTIONS if f"{k}_seconds" in result)
+    lines.append(
+        f"On {result['machine']}; sections ({sections}) may come from separate `--sections` runs;"
+        f" torch_ease's training: {result.get('torch', 'n/a')}."
+    )
     if "official" in result:
         lines += ["", "## ml-100k official folds u1..u5 (mean over folds)", ""]
         folds = result["official"]["folds"]
