@@ -18,6 +18,7 @@ returns a model. Every model has
 |                |         |           | bias_iterations                                          |
 | implicit_als   | ranking | ndcg_at_k | rank, reg_param, max_iter, alpha, min_support            |
 | torch_ease     | ranking | ndcg_at_k | l2, min_support                                          |
+| torch_autorec  | rating  | rmse      | hidden, l2, epochs, learning_rate                        |
 
 Each family is selected by its own objective: lowest validation RMSE, or highest validation NDCG@k.
 """
@@ -39,6 +40,7 @@ from .als import ALSConfig, ALSRuntime, build_estimator
 from .bias_als import BiasALS, BiasALSConfig
 from .implicit_als import ImplicitALS, ImplicitALSConfig
 from .topn import FEATURES, OFFSET, collect_items, top_n_from_factors
+from .torch_autorec import AutoRecConfig, TorchAutoRec
 from .torch_ease import EASEConfig, TorchEASE
 
 RATING, RANKING = "rating", "ranking"
@@ -172,6 +174,11 @@ def _torch_ease(point, runtime):
     return TorchEASE(EASEConfig.from_dict(point), os.path.join(runtime.work_dir, "torch_ease"))
 
 
+def _torch_autorec(point, runtime):
+    work_dir = os.path.join(runtime.work_dir, "torch_autorec")
+    return TorchAutoRec(AutoRecConfig.from_dict(point), work_dir, runtime.scale, seed=runtime.seed)
+
+
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
@@ -182,6 +189,7 @@ FAMILIES: dict[str, Family] = {
         Family("bias_als", RATING, lambda p, r: BiasALS(BiasALSConfig.from_dict(p), r.als(), r.scale)),
         Family("implicit_als", RANKING, lambda p, r: ImplicitALS(ImplicitALSConfig.from_dict(p), r.als())),
         Family("torch_ease", RANKING, _torch_ease),
+        Family("torch_autorec", RATING, _torch_autorec),
     )
 }
 

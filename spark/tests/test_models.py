@@ -1,6 +1,7 @@
 """The model families on planted structure and on real data: bias-aware ALS recovers a planted
 bias + low-rank matrix better than the bias model and stays on the rating scale; implicit ALS and
-EASE (PyTorch through TorchDistributor) find planted blocks; no family ever serves a rated movie;
+EASE (PyTorch through TorchDistributor) find planted blocks; I-AutoRec (PyTorch through
+TorchDistributor) learns planted ratings, deterministically by seed; no family ever serves a rated movie;
 save/load round trips; one estimator surface for all."""
 
 from __future__ import annotations
@@ -156,6 +157,10 @@ def test_configs_reject_bad_points_naming_the_problem(runtime):
         BiasALSConfig(rank=0)
     with pytest.raises(ValueError, match="unknown bias_als hyperparameters: alpha"):
         family("bias_als").estimator({"alpha": 1.0}, runtime)
+    with pytest.raises(ValueError, match="hidden must be an int >= 1"):
+        family("torch_autorec").estimator({"hidden": 0}, runtime)
+    with pytest.raises(ValueError, match="unknown torch_autorec hyperparameters: rank"):
+        family("torch_autorec").estimator({"rank": 4}, runtime)
     with pytest.raises(ValueError, match="unknown model family 'svd'"):
         family("svd")
     with pytest.raises(ValueError, match="use implicit_als"):
@@ -171,12 +176,19 @@ def test_real_data_lists_never_hold_rated_movies_and_scores_stay_in_range(spark,
     )
     users = ratings.select(C.USER_ID).distinct().orderBy(C.USER_ID).limit(60)
     rt = FitRuntime(checkpoint_dir=str(tmp_path / "ckpt"), work_dir=str(tmp_path / "work"), scale=(0.5, 5.0))
-    ranges = {"bias_als": (0.5, 5.0), "als": (0.5, 5.0), "implicit_als": (0.0, 1.0), "torch_ease": (0.0, 1.0)}
+    ranges = {
+        "bias_als": (0.5, 5.0),
+        "als": (0.5, 5.0),
+        "implicit_als": (0.0, 1.0),
+        "torch_ease": (0.0, 1.0),
+        "torch_autorec": (0.5, 5.0),
+    }
     points = {
         "bias_als": {"rank": 4, "max_iter": 3},
         "als": {"rank": 4, "max_iter": 3},
         "implicit_als": {"rank": 4, "max_iter": 3},
         "torch_ease": {"l2": 200.0, "min_support": 5},
+        "torch_autorec": {"hidden": 8, "epochs": 10},
     }
     for name, (lo, hi) in ranges.items():
         model = _fit(name, points[name], rt, ratings)
@@ -198,3 +210,45 @@ def test_nested_selection_never_reads_the_test_part(spark, planted, runtime):
     assert [(v["point"], v["rmse"]) for v in a["validation"]] == [
         (v["point"], v["rmse"]) for v in b["validation"]
     ]
+
+
+AUTOREC = {"hidden": 8, "l2": 0.5, "epochs": 500, "learning_rate": 0.05}  # tiny data: many cheap steps
+
+
+def test_autorec_runs_through_torch_distributor_beats_the_mean_and_stays_on_scale(
+    spark, planted, blocks, runtime
+):
+    train, test = planted
+    model = _fit("torch_autorec", AUTOREC, runtime, train)
+    assert model.info["device"] in ("cpu", "cuda") and model.info["distributor_seconds"] > 0
+    mean_rmse = M.rmse(_fit("global_mean", {}, runtime, train).transform(test))
+    assert M.rmse(model.transform(test)) < 0.5 * mean_rmse
+    # Every pair, unknown users and movies included, gets a prediction on the scale; unknown user: mu.
+    pairs = spark.createDataFrame(
+        [(u, i) for u in range(-1, 41) for i in range(-1, 31)], "user_id int, movie_id int"
+    )
+    row = model.transform(pairs).agg(F.min(C.PREDICTION), F.max(C.PREDICTION), F.count(C.PREDICTION)).first()
+    assert row[0] >= 1.0 and row[1] <= 5.0 and row[2] == 42 * 32
+    unknown = model.transform(spark.createDataFrame([(99, 0)], "user_id int, movie_id int")).first()
+    assert unknown.prediction == pytest.approx(model.global_mean)
+    lists = model.recommend_for_users(train, 5, exclude=train, explain=True).cache()
+    assert lists.join(train, [C.USER_ID, C.MOVIE_ID]).count() == 0
+    assert lists.where((F.col(C.SCORE) < 1.0) | (F.col(C.SCORE) > 5.0)).count() == 0
+    assert lists.select(C.USER_ID).distinct().count() == 40
+    similar = model.similar_movies(0, 3)
+    assert len(similar) == 3 and 0 not in {m for m, _ in similar}
+
+
+def test_autorec_is_deterministic_by_seed(tmp_path, planted):
+    """The function TorchDistributor runs, called in process: same seed same weights, another seed not."""
+    from lensflow_spark.torch_autorec import TorchAutoRecModel, train_autorec
+
+    train, _ = planted
+    path = str(tmp_path / "train")
+    train.write.parquet(path)
+    weights = {}
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+        train_autorec(path, str(tmp_path / name), AUTOREC, seed)
+        weights[name] = TorchAutoRecModel.load(str(tmp_path / name), (1.0, 5.0)).user_vectors
+    assert (weights["a"] == weights["b"]).all()
+    assert not (weights["a"] == weights["c"]).all()

@@ -23,6 +23,7 @@ export const MODEL_FAMILIES = {
   bias_als: { kind: 'rating', baseline: false },
   implicit_als: { kind: 'ranking', baseline: false },
   torch_ease: { kind: 'ranking', baseline: false },
+  torch_autorec: { kind: 'rating', baseline: false },
 } as const satisfies Record<string, { kind: ModelKind; baseline: boolean }>;
 export type FamilyName = keyof typeof MODEL_FAMILIES;
 export const FamilyName = z.enum(Object.keys(MODEL_FAMILIES) as [FamilyName, ...FamilyName[]], {
