@@ -9,7 +9,7 @@
  * (the Python worker) is SIGKILLed mid-grid and restarted: it must complete with the EMR
  * run's outputs (the jobs are seeded), and nothing that had finished runs again.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import type { PipelineSummary } from '../src/contracts/summary';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
@@ -221,6 +221,13 @@ test('the same run on the local runner, its Spark engine SIGKILLed mid-grid behi
     const gridRunning = async () =>
       ((await handle.describe()).raw.pendingActivities ?? []).some((a) => a.activityId?.startsWith('grid-') && a.heartbeatDetails?.payloads?.[0]?.data && JSON.parse(Buffer.from(a.heartbeatDetails.payloads[0].data).toString('utf8')).tasks?.total > 0);
     for (let i = 0; i < 2400 && !(await gridRunning()); i++) await sleep(250);
+    // `lensflow progress` shows, beside the workflow's own view, the grid job's Spark progress.
+    const cli = spawnSync('node', [join(__dirname, '..', 'dist', 'cli', 'main.js'), 'progress', runId], { encoding: 'utf8' });
+    expect(cli.status).toBe(0);
+    const shown = JSON.parse(cli.stdout) as { stage: string; spark: Array<{ activityId: string; job: string; tasks: { done: number; total: number } }> };
+    expect(shown.stage).toBe('grid');
+    expect(shown.spark).toEqual(expect.arrayContaining([expect.objectContaining({ activityId: expect.stringMatching(/^grid-/), job: 'als_point' })]));
+    expect(Math.max(...shown.spark.map((j) => j.tasks.total))).toBeGreaterThan(0);
     const finishedBeforeKill = Object.keys(attempts(workflowId));
     expect(finishedBeforeKill).toEqual(expect.arrayContaining(['clean', 'split']));
     killEngine(engine);
