@@ -168,11 +168,13 @@ test('cancelling during the grid search cancels the EMR steps and terminates the
   expect(await snapshot(`${prefix}/runs/${runId}/`)).toEqual(atCanceled);
 });
 
-test('a failing step whose logs reach S3 late (100 s, as EMR\'s every-5-minutes upload can) still has its Python traceback quoted in the workflow failure', async () => {
+// 45 s late misses five backed-off log polls (at 1, 3, 7, 15 and 31 s with 1 s steps polling): the
+// path of EMR's up-to-5-minute delay; the sixth poll, at 61 s, finds it (100 s late took 121 s).
+test('a failing step whose logs reach S3 late (45 s, as EMR\'s every-5-minutes upload can be) still has its Python traceback quoted in the workflow failure', async () => {
   const runId = `emr-late-${randomBytes(3).toString('hex')}`;
   // A Python the bootstrap did not build: the first step (clean) fails at once, no Spark run needed.
   const transient = { ...input(runId).runner.transient, configurations: [{ classification: 'spark-defaults', properties: { 'spark.pyspark.python': '/opt/elsewhere/bin/python' } }] };
-  server.logDelayMs = 100_000;
+  server.logDelayMs = 45_000;
   try {
     const err = await client.workflow
       .execute(trainingPipeline, { taskQueue, workflowId: `lensflow-${runId}`, args: [{ ...input(runId), runner: { kind: 'emr' as const, transient } }] })
