@@ -74,7 +74,7 @@ def lensflow_run(prefix: str) -> dict[str, float]:
     split = {"kind": "random", "testFraction": 0.2, "cvFolds": FOLDS, "seed": 42}
     cmd = ["node", str(REPO / "dist" / "cli" / "main.js"), "run", "--dataset", "ml-latest-small",
            "--grid", json.dumps(grid), "--split", json.dumps(split), "--prefix", prefix,
-           "--max-concurrent", str(CONCURRENT), "--no-register"]  # fmt: skip
+           "--max-concurrent", str(CONCURRENT), "--no-register", "--json"]  # fmt: skip
     t0 = time.perf_counter()
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     total = time.perf_counter() - t0
