@@ -82,6 +82,7 @@ def lensflow_run(prefix: str) -> dict[str, float]:
     stages = {s["stage"]: s["seconds"] for s in result["stages"]}
     return {
         "total": total,
+        "raw": result["staged"]["rawUri"].replace("s3://", "s3a://", 1),
         "grid": stages["grid"],
         "testRmse": result["test"]["als"]["rmse"],
         "stages": stages,
@@ -94,8 +95,8 @@ def main() -> None:
     args = p.parse_args()
     bucket = os.environ.get("LENSFLOW_BUCKET", "lensflow")
     prefix = f"bench/seed-vs-lensflow-{uuid.uuid4().hex[:8]}"
-    lens = lensflow_run(prefix)  # stages ml-latest-small under <prefix>/raw/, which the seed job reads
-    seed = seed_job(f"s3a://{bucket}/{prefix}/raw/ml-latest-small", f"s3a://{bucket}/{prefix}/seed")
+    lens = lensflow_run(prefix)  # stages ml-latest-small in the store, where the seed job reads it
+    seed = seed_job(lens["raw"].rstrip("/"), f"s3a://{bucket}/{prefix}/seed")
     doc = {
         "dataset": "ml-latest-small",
         "grid": {"rank": RANKS, "regParam": REGS, "maxIter": MAX_ITER, "folds": FOLDS},
