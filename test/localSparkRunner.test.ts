@@ -3,7 +3,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import { publishJobPackage } from '../src/activities/jobPackage';
 import { createS3Client } from '../src/activities/s3Client';
 import { buildSparkStep } from '../src/activities/sparkSteps';
-import { fromLocalUris, runLocalStep, toLocalCommand } from '../src/activities/localSparkRunner';
+import { cpus } from 'node:os';
+import { fromLocalUris, localSparkConf, runLocalStep, toLocalCommand } from '../src/activities/localSparkRunner';
 import { loadSettings } from '../src/settings';
 
 const cleanInput = { dataset: 'ml-100k', raw: 's3://b/p/raw/ml-100k/', output: 's3://b/p/runs/x/processed/' };
@@ -34,6 +35,10 @@ test('the local runner runs the same arguments on local Spark with s3a', () => {
   expect(args).toContain('spark.driver.extraClassPath=/jars/*');
   expect(args).toContain('spark.hadoop.fs.s3a.endpoint=http://127.0.0.1:7070');
   expect(args).toContain('spark.hadoop.fs.s3a.committer.name=magic');
+  // ALS blocks = local cores, as the warm engine's session sets them (session.py's ALS_BLOCKS_CONF).
+  expect(args).toContain(`spark.lensflow.alsBlocks=${cpus().length}`);
+  expect(localSparkConf(loadSettings({ LENSFLOW_SPARK_JARS: '/jars', LENSFLOW_SPARK_MASTER: 'local[3]' }))).toContain('spark.lensflow.alsBlocks=3');
+  expect(localSparkConf(loadSettings({ LENSFLOW_SPARK_JARS: '/jars', LENSFLOW_SPARK_MASTER: 'spark://127.0.0.1:7077' })).join(' ')).not.toContain('alsBlocks');
   expect(args.slice(-9)).toEqual([
     '--name', 'lensflow-clean-ml-100k-20261124-abc',
     '--py-files', 's3a://b/p/code/0123/lensflow_spark.zip', 's3a://b/p/code/0123/jobs/clean.py',

@@ -9,7 +9,7 @@
  * (the Python worker) is SIGKILLed mid-grid and restarted: it must complete with the EMR
  * run's outputs (the jobs are seeded), and nothing that had finished runs again.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import type { PipelineSummary } from '../src/contracts/summary';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
@@ -168,11 +168,13 @@ test('cancelling during the grid search cancels the EMR steps and terminates the
   expect(await snapshot(`${prefix}/runs/${runId}/`)).toEqual(atCanceled);
 });
 
-test('a failing step whose logs reach S3 late (100 s, as EMR\'s every-5-minutes upload can) still has its Python traceback quoted in the workflow failure', async () => {
+// 45 s late misses five backed-off log polls (at 1, 3, 7, 15 and 31 s with 1 s steps polling): the
+// path of EMR's up-to-5-minute delay; the sixth poll, at 61 s, finds it (100 s late took 121 s).
+test('a failing step whose logs reach S3 late (45 s, as EMR\'s every-5-minutes upload can be) still has its Python traceback quoted in the workflow failure', async () => {
   const runId = `emr-late-${randomBytes(3).toString('hex')}`;
   // A Python the bootstrap did not build: the first step (clean) fails at once, no Spark run needed.
   const transient = { ...input(runId).runner.transient, configurations: [{ classification: 'spark-defaults', properties: { 'spark.pyspark.python': '/opt/elsewhere/bin/python' } }] };
-  server.logDelayMs = 100_000;
+  server.logDelayMs = 45_000;
   try {
     const err = await client.workflow
       .execute(trainingPipeline, { taskQueue, workflowId: `lensflow-${runId}`, args: [{ ...input(runId), runner: { kind: 'emr' as const, transient } }] })
@@ -221,6 +223,13 @@ test('the same run on the local runner, its Spark engine SIGKILLed mid-grid behi
     const gridRunning = async () =>
       ((await handle.describe()).raw.pendingActivities ?? []).some((a) => a.activityId?.startsWith('grid-') && a.heartbeatDetails?.payloads?.[0]?.data && JSON.parse(Buffer.from(a.heartbeatDetails.payloads[0].data).toString('utf8')).tasks?.total > 0);
     for (let i = 0; i < 2400 && !(await gridRunning()); i++) await sleep(250);
+    // `lensflow progress` shows, beside the workflow's own view, the grid job's Spark progress.
+    const cli = spawnSync('node', [join(__dirname, '..', 'dist', 'cli', 'main.js'), 'progress', runId], { encoding: 'utf8' });
+    expect(cli.status).toBe(0);
+    const shown = JSON.parse(cli.stdout) as { stage: string; spark: Array<{ activityId: string; job: string; tasks: { done: number; total: number } }> };
+    expect(shown.stage).toBe('grid');
+    expect(shown.spark).toEqual(expect.arrayContaining([expect.objectContaining({ activityId: expect.stringMatching(/^grid-/), job: 'als_point' })]));
+    expect(Math.max(...shown.spark.map((j) => j.tasks.total))).toBeGreaterThan(0);
     const finishedBeforeKill = Object.keys(attempts(workflowId));
     expect(finishedBeforeKill).toEqual(expect.arrayContaining(['clean', 'split']));
     killEngine(engine);

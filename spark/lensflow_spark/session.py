@@ -6,12 +6,24 @@ from __future__ import annotations
 import os
 import sys
 
+from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
 SPARK_MASTER_ENV = "LENSFLOW_SPARK_MASTER"
 """The one setting naming the Spark master: unset or `local[...]` runs in-process; `spark://host:port`
 targets a standalone cluster (`make cluster-up`), `yarn` a YARN cluster. The TypeScript worker reads
 the same variable (settings.ts) for spark-submit."""
+
+
+ALS_BLOCKS_CONF = "spark.lensflow.alsBlocks"
+"""User and movie blocks of every ALS fit a job makes (`ALSRuntime.num_blocks`); unset: Spark's 10.
+Local Spark sets it to its cores (`local_session`, and `localSparkConf` for a local spark-submit, so
+both local paths fit the same models): on 2 cores 10 blocks are 10 tiny tasks per step where 2 do."""
+
+
+def als_blocks() -> int:
+    """`ALS_BLOCKS_CONF` of the running Spark application, 10 when it is not set."""
+    return int(SparkContext.getOrCreate().getConf().get(ALS_BLOCKS_CONF, "10"))
 
 
 def spark_master(cores: int = 2) -> str:
@@ -49,6 +61,8 @@ def local_session(
         .config("spark.default.parallelism", str(cores * 2))
         .config("spark.sql.session.timeZone", "UTC")
     )
+    if spark_master(cores).startswith("local"):
+        builder = builder.config(ALS_BLOCKS_CONF, str(cores))
     if fair:
         builder = builder.config("spark.scheduler.mode", "FAIR")
     if driver_memory:

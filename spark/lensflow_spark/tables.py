@@ -43,15 +43,15 @@ def read_parquet(spark: SparkSession, uri: str) -> DataFrame:
     if _limit <= 0:
         return spark.read.parquet(uri)
     key = (uri, _version(spark, uri))
+    # Under the lock, so that grid points starting together share one cached copy instead of each
+    # reading and caching its own (`cache()` is lazy: this holds the lock for a schema read only).
     with _lock:
         cached = _cache.get(key)
-        if cached is not None:
+        if cached is None:
+            cached = _cache[key] = spark.read.parquet(uri).cache()
+            while len(_cache) > _limit:
+                _, old = _cache.popitem(last=False)
+                old.unpersist()
+        else:
             _cache.move_to_end(key)
-            return cached.select("*")
-    cached = spark.read.parquet(uri).cache()
-    with _lock:
-        _cache[key] = cached
-        while len(_cache) > _limit:
-            _, old = _cache.popitem(last=False)
-            old.unpersist()
     return cached.select("*")

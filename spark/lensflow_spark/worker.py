@@ -7,9 +7,12 @@ the run lives; it returns `{result, reused, durationSeconds}`.
 
 - Idempotent: a valid result already at the result URI means the job is not run again.
 - Concurrent activities share the session's cores through FAIR scheduler pools (one per thread).
-- Cancel: the activity's Spark jobs carry its job group, which is cancelled (and re-cancelled while
-  the job's Python code keeps going) until the job returns; the activity ends cancelled, the
-  session lives on.
+- Cancel: the activity's Spark jobs carry its job tag, whose jobs are cancelled (again and again
+  while the job's Python code keeps going) until the job returns; the activity ends cancelled, the
+  session lives on. The tag is SparkContext's (`addJobTag`/`cancelJobsWithTag`), not
+  `SparkSession.addTag`/`interruptTag`: in classic Spark a session tag reaches only SQL executions
+  (not the RDD jobs ALS runs) and only the thread that added it can interrupt it, while a cancel
+  comes from the monitor thread.
 - Heartbeats every 2 s carry the Spark progress of the activity's jobs (jobs, stages, tasks done).
 - A failing job fails the activity once, non-retryably, with the job's own Python error text.
 - ALS checkpoints go to local disk, never through s3a.
@@ -80,15 +83,29 @@ def result_uri_of(request: dict[str, Any]) -> str:
     )
 
 
-def spark_progress(spark: SparkSession, group: str) -> dict[str, Any]:
-    """Jobs, stages and tasks of one job group, as the status tracker knows them."""
+def spark_progress(spark: SparkSession, tag: str) -> dict[str, Any]:
+    """Jobs, stages and tasks of the jobs with one job tag, as the status tracker knows them.
+
+    A finished job's stages count as done even when skipped (their output was reused), so that
+    done reaches total; only the tasks that ran or will run are counted.
+    """
     tracker = spark.sparkContext.statusTracker()
-    jobs = [j for j in (tracker.getJobInfo(i) for i in tracker.getJobIdsForGroup(group)) if j]
-    stages = [s for s in (tracker.getStageInfo(i) for j in jobs for i in j.stageIds) if s]
+    # PySpark's tracker has no lookup by tag; Scala's SparkStatusTracker does.
+    ids = spark.sparkContext._jsc.sc().statusTracker().getJobIdsForTag(tag)
+    jobs = [j for j in (tracker.getJobInfo(i) for i in ids) if j]
+    stages = [
+        (j.status == "SUCCEEDED", s) for j in jobs for s in (tracker.getStageInfo(i) for i in j.stageIds) if s
+    ]
     return {
         "sparkJobs": {"done": sum(j.status == "SUCCEEDED" for j in jobs), "total": len(jobs)},
-        "stages": {"done": sum(s.numCompletedTasks >= s.numTasks for s in stages), "total": len(stages)},
-        "tasks": {"done": sum(s.numCompletedTasks for s in stages), "total": sum(s.numTasks for s in stages)},
+        "stages": {
+            "done": sum(finished or s.numCompletedTasks >= s.numTasks for finished, s in stages),
+            "total": len(stages),
+        },
+        "tasks": {
+            "done": sum(s.numCompletedTasks for _, s in stages),
+            "total": sum(s.numCompletedTasks if finished else s.numTasks for finished, s in stages),
+        },
     }
 
 
@@ -132,11 +149,12 @@ class Engine:
             job_input["checkpoint"] = (
                 self.checkpoint_root / info.workflow_run_id / info.activity_id
             ).as_uri()
-        group = f"{info.workflow_id}/{info.activity_id}/{info.attempt}"
+        # Spark refuses a tag with a comma.
+        tag = f"lensflow:{info.workflow_id}/{info.activity_id}/{info.attempt}".replace(",", ";")
         sc = self.spark.sparkContext
         stop = threading.Event()
         monitor = threading.Thread(
-            target=contextvars.copy_context().run, args=(self._monitor, group, job, stop), daemon=True
+            target=contextvars.copy_context().run, args=(self._monitor, tag, job, stop), daemon=True
         )
         failure: BaseException | None = None
         result: dict[str, Any] | None = None
@@ -144,7 +162,9 @@ class Engine:
         # leave the thread's gateway connection mid-reply. Shielded, it is raised at the end of
         # the block instead, after the cancelled Spark jobs have returned.
         with activity.shield_thread_cancel_exception():
-            sc.setJobGroup(group, f"lensflow {job} {info.activity_id}", interruptOnCancel=True)
+            sc.addJobTag(tag)
+            sc.setInterruptOnCancel(True)
+            sc.setJobDescription(f"lensflow {job} {info.activity_id}")
             sc.setLocalProperty("spark.scheduler.pool", threading.current_thread().name)
             monitor.start()
             try:
@@ -155,7 +175,7 @@ class Engine:
             finally:
                 stop.set()
                 monitor.join()
-                sc.setLocalProperty("spark.jobGroup.id", None)
+                sc.removeJobTag(tag)
                 sc.setLocalProperty("spark.job.description", None)
                 sc.setLocalProperty("spark.job.interruptOnCancel", None)
                 sc.setLocalProperty("spark.scheduler.pool", None)
@@ -169,18 +189,18 @@ class Engine:
             )
         return {"result": from_local(result), "reused": False, "durationSeconds": time.monotonic() - started}
 
-    def _monitor(self, group: str, job: str, stop: threading.Event) -> None:
-        """Heartbeats Spark's progress; once cancelled, cancels the group until the job returns."""
+    def _monitor(self, tag: str, job: str, stop: threading.Event) -> None:
+        """Heartbeats Spark's progress; once cancelled, cancels the tag's jobs until the job returns."""
         last_beat = 0.0
         while not stop.wait(CANCEL_POLL_SECONDS):
             if activity.is_cancelled():
-                self.spark.sparkContext.cancelJobGroup(group)
+                self.spark.sparkContext.cancelJobsWithTag(tag)
             elif time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
                 last_beat = time.monotonic()
                 try:
-                    activity.heartbeat({"job": job, **spark_progress(self.spark, group)})
+                    activity.heartbeat({"job": job, **spark_progress(self.spark, tag)})
                 except Exception:  # noqa: BLE001 - a missed beat is not the job's failure
-                    log.exception("heartbeat of %s failed", group)
+                    log.exception("heartbeat of %s failed", tag)
 
 
 def engine_session(cores: int) -> SparkSession:

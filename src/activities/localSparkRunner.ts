@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import type { SparkStep } from '../contracts/sparkStep';
@@ -39,6 +40,10 @@ export function localSparkConf(settings: Settings): string[] {
     'spark.sql.sources.commitProtocolClass': 'org.apache.spark.internal.io.cloud.PathOutputCommitProtocol',
     'spark.sql.parquet.output.committer.class': 'org.apache.spark.internal.io.cloud.BindingParquetOutputCommitter',
   };
+  // ALS blocks = local cores, as the warm engine's session has them (ALS_BLOCKS_CONF in session.py):
+  // both local paths then fit the same seeded models.
+  const local = /^local\[(\d+|\*)/.exec(spark.master);
+  if (local) conf['spark.lensflow.alsBlocks'] = local[1] === '*' ? String(cpus().length) : local[1]!;
   if (s3.endpoint) {
     conf['spark.hadoop.fs.s3a.endpoint'] = s3.endpoint;
     conf['spark.hadoop.fs.s3a.path.style.access'] = 'true';

@@ -20,6 +20,7 @@ import { parseS3Uri } from '../contracts/s3';
 import { PipelineSummary } from '../contracts/summary';
 import { loadSettings, webUiLink, type Settings } from '../settings';
 import { progressLine, renderSummary, rootCause } from './render';
+import { runningJobs, sparkLine } from './sparkProgress';
 import { cancelSignal, progressQuery, trainingPipeline } from '../workflows';
 
 const USAGE = `usage: lensflow <command> [options]
@@ -31,7 +32,8 @@ const USAGE = `usage: lensflow <command> [options]
                                 that has outputs from another input is refused, --rerun starts a
                                 fresh attempt under it
   status <runId>                the run's status, stages finished and Web UI link
-  progress <runId>              the running stage, grid points done/total, best point so far
+  progress <runId>              the running stage, grid points done/total, best point so far, and
+                                the running Spark jobs' stages and tasks done (\`spark\`)
   cancel <runId> [--reason R]   stop the run (signal); --hard uses Temporal's workflow cancellation
   result <runId> [--json]       wait for the run, print its summary (--json: the full document)
   report <runId> [--out FILE]   save the run's HTML report locally and print its path
@@ -153,12 +155,13 @@ function watchProgress(handle: WorkflowHandle, startedAt: number): () => void {
   let stopped = false;
   const tick = async () => {
     const p = await handle.query(progressQuery).catch(() => undefined); // no worker yet, or the run just closed
+    const spark = sparkLine(await runningJobs(handle).catch(() => []));
     if (!p || stopped) return; // an answer that arrives after the run ended draws nothing
     const key = `${p.stage} ${p.grid.done}/${p.grid.total}`;
     if (tty) {
-      process.stderr.write(`\r\x1b[2K${progressLine(p, Date.now() - startedAt)}`);
+      process.stderr.write(`\r\x1b[2K${progressLine(p, Date.now() - startedAt)}${spark}`);
       drawn = true;
-    } else if (key !== last) console.error(progressLine(p, Date.now() - startedAt));
+    } else if (key !== last) console.error(`${progressLine(p, Date.now() - startedAt)}${spark}`);
     last = key;
   };
   const timer = setInterval(() => void tick(), 2000);
@@ -224,8 +227,10 @@ const commands: Record<string, (args: string[], settings: Settings) => Promise<n
 
   async progress(args, settings) {
     const client = await connect(settings);
-    const p: PipelineProgress = await client.workflow.getHandle(workflowIdFor(needRunId(args))).query(progressQuery);
-    console.log(JSON.stringify(p, null, 2));
+    const handle = client.workflow.getHandle(workflowIdFor(needRunId(args)));
+    const p: PipelineProgress = await handle.query(progressQuery);
+    // Beside the workflow's view, Spark's: the running jobs' stages and tasks from their heartbeats.
+    console.log(JSON.stringify({ ...p, spark: await runningJobs(handle) }, null, 2));
     return 0;
   },
 

@@ -19,6 +19,7 @@ from pyspark.sql import SparkSession
 from .. import tables
 from ..als import ALSConfig, ALSRuntime
 from ..contracts import validate_input, validate_result
+from ..session import als_blocks
 from ..splits import Fold
 from ..storage import write_json
 
@@ -58,8 +59,8 @@ def als_point(config: ALSConfig) -> dict[str, Any]:
 
 
 def als_runtime(job_input: dict[str, Any]) -> ALSRuntime:
-    """Seed and checkpoint folder of a job that fits ALS."""
-    return ALSRuntime(checkpoint_dir=job_input["checkpoint"], seed=job_input["seed"])
+    """Seed and checkpoint folder of a job that fits ALS; blocks as the Spark application says."""
+    return ALSRuntime(checkpoint_dir=job_input["checkpoint"], seed=job_input["seed"], num_blocks=als_blocks())
 
 
 def read_fold_list(spark: SparkSession, folds: list[dict[str, Any]]) -> list[Fold]:

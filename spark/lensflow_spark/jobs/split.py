@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
 
 from .. import schemas, tables
 from ..splits import Fold, k_fold, official_folds, random_holdout, time_holdout, write_folds
@@ -43,20 +44,31 @@ def plan(spark: SparkSession, job_input: dict[str, Any]) -> tuple[list[Fold], li
     return k_fold(train, protocol["cvFolds"], protocol["seed"]), [Fold(0, train, holdout.test)]
 
 
-def _uris(spark: SparkSession, folds: list[Fold], uri: str) -> list[dict[str, Any]]:
-    """Writes the folds and describes them, counting what was written."""
-    write_folds(folds, uri)
-    out = []
-    for fold in folds:
-        train, test = f"{uri}/fold={fold.fold_id}/train", f"{uri}/fold={fold.fold_id}/test"
-        n_train, n_test = spark.read.parquet(train).count(), spark.read.parquet(test).count()
-        out.append({"fold": fold.fold_id, "train": train, "test": test, "nTrain": n_train, "nTest": n_test})
-    return out
+def _counted(df: DataFrame) -> tuple[DataFrame, Observation]:
+    """`df` counting its rows as an action runs it: the write counts them, nothing reads them back."""
+    seen = Observation()
+    return df.observe(seen, F.count(F.lit(1)).alias("n")), seen
+
+
+def _uris(folds: list[Fold], uri: str) -> list[dict[str, Any]]:
+    """Writes the folds and describes them, with the row counts of the write itself."""
+    counted = [(f.fold_id, _counted(f.train), _counted(f.test)) for f in folds]
+    write_folds([Fold(i, train, test) for i, (train, _), (test, _) in counted], uri)
+    return [
+        {
+            "fold": i,
+            "train": f"{uri}/fold={i}/train",
+            "test": f"{uri}/fold={i}/test",
+            "nTrain": n_train.get["n"],
+            "nTest": n_test.get["n"],
+        }
+        for i, (_, n_train), (_, n_test) in counted
+    ]
 
 
 def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
     cv, evaluation = plan(spark, job_input)
     out = job_input["output"].rstrip("/")
-    cv_uris = _uris(spark, cv, f"{out}/cv")
-    eval_uris = cv_uris if evaluation is None else _uris(spark, evaluation, f"{out}/evaluation")
+    cv_uris = _uris(cv, f"{out}/cv")
+    eval_uris = cv_uris if evaluation is None else _uris(evaluation, f"{out}/evaluation")
     return {"job": "split", "protocol": job_input["protocol"], "cv": cv_uris, "evaluation": eval_uris}
