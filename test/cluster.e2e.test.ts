@@ -17,7 +17,8 @@ import type { TrainingPipelineResult } from '../src/contracts/pipeline';
 import { stackSettings, uniquePrefix } from './helpers/stack';
 import { waitFor } from './helpers/waitFor';
 
-jest.setTimeout(6 * 60_000);
+// A few minutes on an idle 2-core machine; 12 under the load of six engineers' suites.
+jest.setTimeout(15 * 60_000);
 const settings = stackSettings();
 const repo = join(__dirname, '..');
 const python = join(settings.spark.venv!, 'bin', 'python');
@@ -65,6 +66,18 @@ function stopService(proc: ChildProcess | undefined): Promise<void> {
   });
 }
 
+/** `lensflow <args>` against this suite's task queue. */
+function runCli(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const proc = spawn('node', [join(repo, 'dist', 'cli', 'main.js'), ...args], { cwd: repo, env: { ...process.env, LENSFLOW_TASK_QUEUE: queue } });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    proc.once('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
 let clusterEnv: NodeJS.ProcessEnv;
 let master: string;
 let uiPort: number;
@@ -95,7 +108,7 @@ beforeAll(async () => {
     intervalMs: 500,
     seen: () => engine!.output().slice(-2000),
   });
-  await waitFor('the lensflow worker to run', () => (/Worker state changed.*RUNNING/.test(worker!.output()) ? true : undefined), {
+  await waitFor('the lensflow worker to run', () => (/Worker state changed[\s\S]*RUNNING/.test(worker!.output()) ? true : undefined), {
     timeoutMs: 120_000,
     intervalMs: 500,
     seen: () => worker!.output().slice(-2000),
@@ -111,11 +124,10 @@ afterAll(async () => {
 
 test('the pipeline runs to Completed on a master and two workers, its tasks on both executors', async () => {
   const runId = `cluster-${randomBytes(3).toString('hex')}`;
-  const cli = spawnSync(
-    'node',
-    [join(repo, 'dist', 'cli', 'main.js'), 'run', '--dataset', 'ml-25m', '--source', 'synthetic:20000:5', '--run-id', runId,
-     '--grid', JSON.stringify(GRID), '--split', JSON.stringify(SPLIT), '--prefix', uniquePrefix('cluster'), '--no-register', '--json'], // prettier-ignore
-    { cwd: repo, env: { ...process.env, LENSFLOW_TASK_QUEUE: queue }, encoding: 'utf8' },
+  // Not spawnSync: the event loop stays free, so jest's timeout and afterAll's clean-up still run.
+  const cli = await runCli(
+    ['run', '--dataset', 'ml-25m', '--source', 'synthetic:20000:5', '--run-id', runId, '--grid', JSON.stringify(GRID),
+     '--split', JSON.stringify(SPLIT), '--prefix', uniquePrefix('cluster'), '--no-register', '--json'], // prettier-ignore
   );
   if (cli.status !== 0) throw new Error(`run failed: ${cli.stderr}\nengine: ${engine!.output().slice(-3000)}`);
   const result = JSON.parse(cli.stdout) as TrainingPipelineResult;
