@@ -214,25 +214,33 @@ async def job_times(address: str, workflow_id: str) -> list[dict[str, Any]]:
     return jobs
 
 
-def run_size(ratings: int, grid: dict[str, Any], prefix: str) -> dict[str, Any]:
+def run_size(ratings: int, grid: dict[str, Any], prefix: str, deadline_s: float | None) -> dict[str, Any]:
     run_id = f"scale-{ratings // 1000}k-{uuid.uuid4().hex[:6]}"
     cmd = ["node", str(REPO / "dist" / "cli" / "main.js"), "run", "--dataset", "ml-25m",
            "--source", f"synthetic:{ratings}", "--run-id", run_id, "--grid", json.dumps(grid),
            "--split", json.dumps(SPLIT), "--max-concurrent", "1", "--prefix", prefix, "--no-register",
            "--json"]  # fmt: skip
-    engine = pid_of("spark-worker")
-    with Sampler(engine) as sampler:
+    with Sampler(pid_of("spark-worker")) as sampler:
         t0 = time.time()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            stdout, stderr = proc.communicate(timeout=deadline_s)
+        except subprocess.TimeoutExpired:
+            # Out of time: stop the run, and keep the figures of the jobs it finished.
+            subprocess.run([*cmd[:2], "cancel", run_id, "--hard"], capture_output=True)
+            proc.kill()
+            stdout, stderr = proc.communicate()
         total = time.time() - t0
-    if proc.returncode != 0:
-        return {"ratings": ratings, "runId": run_id, "status": "Failed", "error": proc.stderr[-3000:]}
-    result = json.loads(proc.stdout)
     address = os.environ.get("TEMPORAL_ADDRESS", "127.0.0.1:7233")
     jobs = asyncio.run(job_times(address, f"lensflow-{run_id}"))
     for j in jobs:
         j["seconds"] = j["end"] - j["start"]
         j.update(sampler.peaks(j["start"], j["end"]))
+    done = [{k2: v for k2, v in j.items() if k2 not in ("start", "end")} for j in jobs]
+    if proc.returncode != 0:
+        status = "Failed" if total < (deadline_s or float("inf")) else f"Stopped after {total:.0f} s"
+        return {"ratings": ratings, "runId": run_id, "status": status, "error": stderr[-3000:], "jobs": done}
+    result = json.loads(stdout)
     final = result["details"]["final"]
     k, iters = final["point"]["rank"], final["point"]["maxIter"]
     train = next(j for j in jobs if j["type"] == "train_final")
@@ -246,7 +254,7 @@ def run_size(ratings: int, grid: dict[str, Any], prefix: str) -> dict[str, Any]:
         "wallSeconds": total,
         "secondsPerMillionRatings": total / m,
         "stages": result["stages"],
-        "jobs": [{k2: v for k2, v in j.items() if k2 not in ("start", "end")} for j in jobs],
+        "jobs": done,
         "counts": {"ratings": final["nRatings"], "users": final["nUsers"], "movies": final["nMovies"]},
         "als": {
             "rank": k,
@@ -256,7 +264,7 @@ def run_size(ratings: int, grid: dict[str, Any], prefix: str) -> dict[str, Any]:
             "dgemmGflops": gflops,
             "floorSecondsPerIteration": flops / (gflops * 1e9),
         },
-        "jvmMaxHeapGiB": jvm_max_heap_gib(Sampler(engine).jvm),
+        "jvmMaxHeapGiB": jvm_max_heap_gib(sampler.jvm),
         "peak": sampler.peaks(t0, t0 + total),
     }
 
@@ -285,18 +293,25 @@ def write(out: Path, doc: dict[str, Any]) -> None:
         )
     for r in doc["runs"]:
         if r["status"] != "Completed":
-            lines.append(f"| {r['ratings']:,} | {r['status']}: {r.get('error', '')[-300:]!r} | | | | | |")
+            why = (
+                r["status"]
+                if r["status"].startswith("Stopped")
+                else f"{r['status']}: {r.get('error', '')[-300:]!r}"
+            )
+            lines.append(f"| {r['ratings']:,} | {why} | | | | | |")
     lines += ["", "## Per job (seconds; peak RSS GiB total / JVM / Python workers; peak heap GiB)", ""]
-    for r in runs:
+    for r in (r for r in doc["runs"] if r.get("jobs")):
+        done = "" if r["status"] == "Completed" else f" ({r['status']}: the jobs it finished)"
         lines += [
-            f"### {r['ratings']:,} ratings",
+            f"### {r['ratings']:,} ratings{done}",
             "",
             "| job | s | RSS | JVM | workers | heap |",
             "|---|---|---|---|---|---|",
         ]
         for j in r["jobs"]:
             lines.append(
-                f"| {j['activity']} | {j['seconds']:.1f} | {j['rssTotalGiB']:.2f} | {j['rssJvmGiB']:.2f} | "
+                f"| {j['type'] if j['activity'].isdigit() else j['activity']} | {j['seconds']:.1f} | "
+                f"{j['rssTotalGiB']:.2f} | {j['rssJvmGiB']:.2f} | "
                 f"{j['rssPythonWorkersGiB']:.2f} | {j['heapUsedGiB']:.2f} |"
             )
         by = {j["type"]: j["seconds"] for j in r["jobs"]}
@@ -367,6 +382,9 @@ def main() -> None:
     p.add_argument(
         "--grid", default=json.dumps(POINT), help="the one point (per family), as `lensflow run --grid`"
     )
+    p.add_argument(
+        "--deadline-minutes", type=float, help="stop a size's run after this long (record its jobs)"
+    )
     p.add_argument("--wait-minutes", type=float, default=20, help="how long to wait for memory before 25M")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -397,7 +415,8 @@ def main() -> None:
                 write(args.out, doc)
                 continue
         log.info(f"scale: {ratings:,} ratings ...")
-        doc["runs"].append(run_size(ratings, json.loads(args.grid), prefix))
+        deadline = args.deadline_minutes * 60 if args.deadline_minutes else None
+        doc["runs"].append(run_size(ratings, json.loads(args.grid), prefix, deadline))
         doc["runs"].sort(key=lambda r: r["ratings"])
         write(args.out, doc)
         log.info(json.dumps({k: v for k, v in doc["runs"][-1].items() if k != "jobs"}))
