@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A standalone Spark cluster on 127.0.0.1: one master and two workers, started with the pip-installed
 # Spark's own sbin/spark-daemon.sh (the pip wheel ships no start-master.sh/start-worker.sh).
-# State, pids and logs live under .lensflow/cluster/. Usage: setup/cluster.sh up|down|status
+# State, pids, logs and executor work folders live under LENSFLOW_CLUSTER_STATE (.lensflow/cluster/).
+# Usage: setup/cluster.sh up|down|status
 # Settings (env): LENSFLOW_CLUSTER_PORT (master, default 7177), LENSFLOW_CLUSTER_UI_PORT (master UI,
 # default 8180; workers use the next two), LENSFLOW_CLUSTER_WORKER_CORES (1), LENSFLOW_CLUSTER_WORKER_MEMORY (2g).
 # Jobs target it with LENSFLOW_SPARK_MASTER=spark://127.0.0.1:<port> (printed by `up`).
@@ -10,7 +11,7 @@ cd "$(dirname "$0")/.."
 VENV=.lensflow/venv
 [[ -x $VENV/bin/python ]] || { echo "cluster: no venv at $VENV; run 'make build' first" >&2; exit 1; }
 SPARK_HOME=$($VENV/bin/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')
-STATE=$PWD/.lensflow/cluster
+STATE=$(mkdir -p "${LENSFLOW_CLUSTER_STATE:-.lensflow/cluster}" && cd "${LENSFLOW_CLUSTER_STATE:-.lensflow/cluster}" && pwd)
 PORT=${LENSFLOW_CLUSTER_PORT:-7177}
 UI=${LENSFLOW_CLUSTER_UI_PORT:-8180}
 MASTER=spark://127.0.0.1:$PORT

@@ -9,6 +9,8 @@ import sys
 from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
+from .cluster import is_cluster, ship_package
+
 SPARK_MASTER_ENV = "LENSFLOW_SPARK_MASTER"
 """The one setting naming the Spark master: unset or `local[...]` runs in-process; `spark://host:port`
 targets a standalone cluster (`make cluster-up`), `yarn` a YARN cluster. The TypeScript worker reads
@@ -97,4 +99,7 @@ def local_session(
                 "org.apache.spark.internal.io.cloud.BindingParquetOutputCommitter",
             )
         )
-    return builder.getOrCreate()
+    spark = builder.getOrCreate()
+    if is_cluster(spark.sparkContext.master):
+        ship_package(spark)
+    return spark
