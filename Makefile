@@ -76,9 +76,10 @@ pytest:
 	@$(LOCAL_ENV); cd spark && PYTHONPATH=. ../.lensflow/venv/bin/python -m pytest
 
 # Re-records test/histories/*.json (the replay test's input) from small real runs on the running
-# stack (`make up` first; a few minutes): after a workflow change, then commit them.
+# stack (`make up` first; minutes when the machine is quiet): after a workflow change, then commit
+# them. RECORD=EMR (or RECORD=local) records only that part.
 record-histories: build
-	@$(LOCAL_ENV); npx jest --testMatch '**/test/histories/record.ts' --testTimeout 1800000
+	@$(LOCAL_ENV); npx jest --testMatch '**/test/histories/record.ts' $(if $(RECORD),-t '$(RECORD)')
 
 contracts:
 	npx tsc -p tsconfig.build.json && node dist/contracts/exportSchemas.js

@@ -1,6 +1,6 @@
 /**
  * Records the histories `test/replay.test.ts` replays, from small real runs on the running local
- * stack: `make record-histories` (after `make up`; a few minutes). Rerun it after a workflow change
+ * stack: `make record-histories` (after `make up`; `RECORD=EMR` or `RECORD=local` for one part). Rerun it after a workflow change
  * that alters the commands a run issues, and commit the files it writes:
  * - full-pipeline-local.json   every stage on the warm local engine, registered;
  * - register-false.json        the same with `register: false`;
@@ -23,7 +23,9 @@ import { EmrTestServer } from '../emr/emrTestServer';
 import { stackSettings, temporalCli, uniquePrefix } from '../helpers/stack';
 import { waitFor } from '../helpers/waitFor';
 
-jest.setTimeout(30 * 60_000);
+// Minutes on a quiet machine; a loaded one (load 25+ on 2 cores) took 15 min for the local runs and
+// over 30 for the EMR one, whose eight steps each start a JVM.
+jest.setTimeout(120 * 60_000);
 const settings = stackSettings();
 const prefix = uniquePrefix('histories');
 const stamp = `${Date.now().toString(36)}-${randomBytes(2).toString('hex')}`;
