@@ -11,7 +11,7 @@ LOCAL_ENV := set -a; . .lensflow/local.env; set +a
 TS_SOURCES := $(shell find src -name '*.ts') tsconfig.json tsconfig.build.json package-lock.json
 PY_PACKAGE := $(shell find spark/lensflow_spark -name '*.py' -o -name '*.json')
 
-.PHONY: help setup build up down status demo test check typecheck lint jest pytest contracts diagram clean
+.PHONY: help setup build up down status demo test check typecheck lint jest pytest contracts diagram clean record-histories
 
 help:
 	@echo "make demo   - install what is missing, start the local stack, run the pipeline, print the result"
@@ -78,6 +78,12 @@ jest:
 
 pytest:
 	@$(LOCAL_ENV); cd spark && PYTHONPATH=. ../.lensflow/venv/bin/python -m pytest
+
+# Re-records test/histories/*.json (the replay test's input) from small real runs on the running
+# stack (`make up` first; minutes when the machine is quiet): after a workflow change, then commit
+# them. RECORD=EMR (or RECORD=local) records only that part.
+record-histories: build
+	@$(LOCAL_ENV); npx jest --testMatch '**/test/histories/record.ts' $(if $(RECORD),-t '$(RECORD)')
 
 contracts:
 	npx tsc -p tsconfig.build.json && node dist/contracts/exportSchemas.js

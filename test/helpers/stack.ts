@@ -2,8 +2,9 @@
  * Access to the local stack that `make test` starts (Temporal dev server, versitygw, worker),
  * configured from the environment `.lensflow/local.env` provides.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, openSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { loadSettings, type Settings } from '../../src/settings';
@@ -51,4 +52,47 @@ export async function s3Snapshot(s3: S3Client, bucket: string, keyPrefix: string
     token = page.NextContinuationToken;
   } while (token);
   return out;
+}
+
+/** A stack service that `setup/stack.sh` started: its pid is in `<stateDir>/run/<name>.pid`. */
+export type StackService = 'temporal' | 'versitygw' | 'worker' | 'spark-worker';
+
+/** The pid of a running stack service (throws naming the service when it is not running). */
+export function servicePid(settings: Settings, name: StackService): number {
+  const pid = Number(readFileSync(join(settings.stateDir, 'run', `${name}.pid`), 'utf8'));
+  if (!existsSync(`/proc/${pid}`)) throw new Error(`the stack's ${name} (pid ${pid}) is not running: start the stack with \`make up\``);
+  return pid;
+}
+
+/**
+ * SIGKILLs a stack service's process group (an outage, not a shutdown) and returns how to start it
+ * again exactly as `stack.sh` did — same command, environment and folder, so Temporal reopens its
+ * database and versitygw its folder — in a session of its own, with its pid file and log.
+ */
+export function killService(settings: Settings, name: 'temporal' | 'versitygw'): { restart(): void } {
+  const pid = servicePid(settings, name);
+  const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+  const env = Object.fromEntries(
+    readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+  );
+  const cwd = readlinkSync(`/proc/${pid}/cwd`);
+  process.kill(-pid, 'SIGKILL');
+  return {
+    restart() {
+      const log = openSync(join(settings.stateDir, 'logs', `${name}.log`), 'a');
+      const child = spawn(argv[0]!, argv.slice(1), { cwd, env, detached: true, stdio: ['ignore', log, log] });
+      child.unref();
+      closeSync(log);
+      writeFileSync(join(settings.stateDir, 'run', `${name}.pid`), `${child.pid}\n`);
+    },
+  };
+}
+
+/** Whether a process is gone (a killed service's pid may linger a moment as a zombie of stack.sh's shell). */
+export function processGone(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.startsWith('Z');
+  } catch {
+    return true;
+  }
 }
