@@ -64,7 +64,8 @@ async function run(name: string, extra: Partial<TrainingPipelineInput> = {}, tas
 }
 
 test('the local branches: complete, register:false, cancelled by signal, failed', async () => {
-  const full = await run('full');
+  // Every searched family, tiny, so the family grid, the champion's training and the ranking model's choice replay too.
+  const full = await run('full', { families: { bias_als: { rank: [2], max_iter: [2] }, implicit_als: { rank: [2], max_iter: [2] }, torch_ease: { l2: [200] }, torch_autorec: { hidden: [8], epochs: [5] } } });
   const unregistered = await run('register-false', { register: false });
   const failed = await run('failed', { split: { kind: 'official' } });
   const cancelled = await run('cancelled');
