@@ -110,8 +110,8 @@ def chain(spark, run_dir):
     )  # fmt: skip
     job(
         "recommend", "recommend",
-        {"model": f"{r}/model", "ratings": ratings, "movies": movies, "n": 5,
-         "output": f"{r}/recommendations"},
+        {"ranking": {"family": "implicit_als", "point": chosen["implicit_als"]}, "ratings": ratings,
+         "movies": movies, "n": 5, "minSupport": 1, "output": f"{r}/recommendations", **model_opts},
     )  # fmt: skip
     job(
         "report", "report",
@@ -201,7 +201,8 @@ def test_recommendations_never_repeat_a_rated_movie(spark, chain):
     assert res["recommend"]["nUsers"] == 40
     shard = json.loads((run_dir / "recommendations" / "json" / "users-0.json").read_text())
     assert len(shard) == 40 and all(len(v) == 5 for v in shard.values())
-    assert set(shard["2"][0]) == {"movieId", "title", "genres", "score"}
+    assert set(shard["2"][0]) == {"movieId", "title", "genres", "score", "because"}
+    assert res["recommend"]["model"]["family"] == "implicit_als"
     similar = json.loads((run_dir / "recommendations" / "json" / "similar-movies.json").read_text())
     assert all(str(s["movieId"]) != m for m, lst in similar.items() for s in lst)
 
