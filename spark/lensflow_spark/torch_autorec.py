@@ -34,6 +34,7 @@ from pyspark.sql import functions as F
 
 from . import columns as C
 from .topn import FEATURES, OFFSET, ItemMatrix, similar_movies, top_n_from_factors
+from .torch_training import run_on_distributor, write_training_ratings
 
 _WEIGHTS = "autorec.npz"
 
@@ -275,19 +276,16 @@ class TorchAutoRec:
 
     def fit_path(self, train_path: str, model_dir: str) -> TorchAutoRecModel:
         """Trains on the Parquet ratings at `train_path` via `TorchDistributor`; weights go to `model_dir`."""
-        import torch
-        from pyspark.ml.torch.distributor import TorchDistributor
-
-        distributor = TorchDistributor(
-            num_processes=self.num_processes, local_mode=True, use_gpu=torch.cuda.is_available()
+        info = run_on_distributor(
+            train_autorec,
+            train_path,
+            model_dir,
+            self.config.to_dict(),
+            self.seed,
+            num_processes=self.num_processes,
         )
-        started = time.perf_counter()
-        info = distributor.run(train_autorec, train_path, model_dir, self.config.to_dict(), self.seed)
-        info = {**info, "distributor_seconds": time.perf_counter() - started}
         return TorchAutoRecModel.load(model_dir, self.scale, info)
 
     def fit(self, ratings: DataFrame) -> TorchAutoRecModel:
         """Writes `ratings` as Parquet under `work_dir`, then `fit_path`."""
-        train_path = os.path.join(self.work_dir, "train")
-        ratings.select(C.USER_ID, C.MOVIE_ID, C.RATING).write.mode("overwrite").parquet(train_path)
-        return self.fit_path(train_path, os.path.join(self.work_dir, "model"))
+        return self.fit_path(*write_training_ratings(ratings, self.work_dir))

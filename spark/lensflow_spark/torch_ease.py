@@ -34,6 +34,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from . import columns as C
 from .topn import ItemWeights, top_n_from_item_weights
+from .torch_training import run_on_distributor, write_training_ratings
 
 SCORE_RANGE = (0.0, 1.0)
 _WEIGHTS = "ease.npz"
@@ -190,19 +191,16 @@ class TorchEASE:
 
     def fit_path(self, train_path: str, model_dir: str) -> TorchEASEModel:
         """Trains on the Parquet ratings at `train_path` via `TorchDistributor`; B lands in `model_dir`."""
-        import torch
-        from pyspark.ml.torch.distributor import TorchDistributor
-
-        distributor = TorchDistributor(
-            num_processes=self.num_processes, local_mode=True, use_gpu=torch.cuda.is_available()
+        info = run_on_distributor(
+            train_ease,
+            train_path,
+            model_dir,
+            self.config.l2,
+            self.config.min_support,
+            num_processes=self.num_processes,
         )
-        started = time.perf_counter()
-        info = distributor.run(train_ease, train_path, model_dir, self.config.l2, self.config.min_support)
-        info = {**info, "distributor_seconds": time.perf_counter() - started}
         return TorchEASEModel.load(None, model_dir, info)
 
     def fit(self, ratings: DataFrame) -> TorchEASEModel:
         """Writes `ratings` as Parquet under `work_dir`, then `fit_path`."""
-        train_path = os.path.join(self.work_dir, "train")
-        ratings.select(C.USER_ID, C.MOVIE_ID, C.RATING).write.mode("overwrite").parquet(train_path)
-        return self.fit_path(train_path, os.path.join(self.work_dir, "model"))
+        return self.fit_path(*write_training_ratings(ratings, self.work_dir))
