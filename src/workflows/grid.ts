@@ -21,26 +21,13 @@ export function gridActivityId(index: number, p: AlsPoint): string {
   return `grid-${String(index).padStart(3, '0')}-rank${p.rank}-reg${p.regParam}-iter${p.maxIter}${alpha}`;
 }
 
-/** True when `a` beats `b` under the best-point rule (lower RMSE beyond the tolerance, then the tie-break keys). */
-function beats(a: GridRow, b: GridRow): boolean {
-  if (Math.abs(a.rmse - b.rmse) > BEST_POINT_RULE.tolerance) return a.rmse < b.rmse;
-  for (const { field, order } of BEST_POINT_RULE.tieBreak) {
-    const x = (a.point as Record<string, unknown>)[field];
-    const y = (b.point as Record<string, unknown>)[field];
-    if (typeof x !== 'number' || typeof y !== 'number' || x === y) continue;
-    return order === 'asc' ? x < y : x > y;
-  }
-  return false;
-}
-
 /**
- * The best row under `BEST_POINT_RULE`. A scan in grid order that keeps a row only when a later
- * one beats it: the same steps as the Python side's, so both pick the same row (a sort with a
- * tolerance is not a total order).
+ * The best row under `BEST_POINT_RULE`: ALS's rows judged by CV RMSE through `bestByObjective`, so
+ * one scan serves ALS and every family, the same steps as the Python side's.
  */
 export function bestRow(rows: readonly GridRow[]): GridRow | null {
-  const inOrder = [...rows].sort((a, b) => a.index - b.index);
-  return inOrder.reduce<GridRow | null>((best, row) => (best === null || beats(row, best) ? row : best), null);
+  const scored = rows.map((row) => ({ index: row.index, point: snakeKeys(row.point), objective: 'rmse' as const, score: row.rmse, row }));
+  return bestByObjective(scored)?.row ?? null;
 }
 
 /** The cartesian product of a family's value lists, keys in the given order (the last varies fastest). */
@@ -58,6 +45,7 @@ export function familyActivityId(family: FamilyName, index: number, point: Famil
 }
 
 const snake = (field: string) => field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+const snakeKeys = (point: object): Record<string, unknown> => Object.fromEntries(Object.entries(point).map(([k, v]) => [snake(k), v]));
 
 /** A scored point of any family: what `bestByObjective` compares. */
 export interface Scored {
@@ -86,9 +74,9 @@ function beatsOnObjective(a: Scored, b: Scored): boolean {
 }
 
 /**
- * The best of one family's scored points by its objective, with `bestRow`'s scan (grid order; a
- * later point wins only when it beats the kept one), step for step as `best_by_objective` in
- * `lensflow_spark.grid`. Rows of different objectives are an error.
+ * The best of one family's scored points by its objective: a scan in grid order where a later
+ * point wins only when it beats the kept one (a sort with a tolerance is not a total order), step
+ * for step as `best_by_objective` in `lensflow_spark.grid`. Rows of different objectives are an error.
  */
 export function bestByObjective<T extends Scored>(rows: readonly T[]): T | null {
   if (new Set(rows.map((r) => r.objective)).size > 1) throw new Error('rows judged by different objectives cannot be compared');
