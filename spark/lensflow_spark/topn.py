@@ -129,14 +129,21 @@ def block_top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.
     """The k best finite cells of each row of `scores` (users x movies, movies in id order).
 
     Returns (row, column, rank) arrays, rank 1-based; ties by column ascending, i.e. movie_id.
-    Exact: every cell tied with a row's k-th best score is a candidate before the tie-break.
+    Exact: a row keeps every cell above its k-th best score, then the cells tied with it in column
+    order until it has k. So at most k cells per row reach the sort, even when a whole row ties (the
+    global-mean baseline scores every movie alike: sorting all its cells took minutes at 5M ratings).
     """
     n_rows, n_cols = scores.shape
     finite = np.isfinite(scores)
     if k < n_cols:
         masked = np.where(finite, scores, -np.inf)
-        kth = np.partition(masked, n_cols - k, axis=1)[:, n_cols - k]
-        candidates = finite & (scores >= kth[:, None])
+        kth = np.partition(masked, n_cols - k, axis=1)[:, n_cols - k, None]
+        candidates = finite & (masked >= kth)
+        crowded = candidates.sum(axis=1) > k  # rows with more than k cells tied at their k-th best
+        if crowded.any():
+            sub, tied = candidates[crowded], masked[crowded] == kth[crowded]
+            room = k - (sub & ~tied).sum(axis=1, keepdims=True)
+            candidates[crowded] = sub & (~tied | (np.cumsum(sub & tied, axis=1, dtype=np.int32) <= room))
     else:
         candidates = finite
     rows, cols = np.nonzero(candidates)

@@ -168,3 +168,19 @@ def test_item_weight_lists_score_the_history_and_explain_by_the_largest_weight(s
     assert [r[C.SCORE] for r in got] == pytest.approx([0.45, 0.4, 0.45, 0.0, 0.0])
     similar = topn.similar_by_item_weights(items, spark.createDataFrame([(2,)], "movie_id int"), 2).collect()
     assert [(r["similar_movie_id"], r["similarity"]) for r in similar] == [(4, 0.5), (1, pytest.approx(0.2))]
+
+
+def test_block_top_k_equals_a_full_sort_when_scores_tie_often():
+    rng = np.random.default_rng(5)
+    scores = rng.integers(0, 4, size=(300, 50)).astype(np.float64)
+    scores[rng.random(scores.shape) < 0.2] = np.nan
+    scores[:3] = 1.0  # whole rows tied, as the global-mean baseline scores every movie
+    scores[3] = np.nan  # nothing to list
+    for k in (1, 7, 50):
+        rows, cols, rank = topn.block_top_k(scores, k)
+        expected = []
+        for r, row in enumerate(scores):
+            ok = np.flatnonzero(np.isfinite(row))
+            best = ok[np.lexsort((ok, -row[ok]))][:k]
+            expected += [(r, int(c), j + 1) for j, c in enumerate(best)]
+        assert list(zip(rows.tolist(), cols.tolist(), rank.tolist(), strict=True)) == expected
