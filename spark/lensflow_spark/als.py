@@ -177,7 +177,8 @@ def recommend_for_users(
     rated (`source` `popularity`, `score` the `popularity` of `popularity_df(movie_id, popularity)`,
     e.g. `movie_popularity(train)`). Returns `(user_id, movie_id, score double, rank int, source)`,
     rank 1-based in order of score descending then movie_id ascending, so ties are deterministic.
-    A user gets fewer than `n` rows only when fewer unrated candidates exist.
+    A user gets fewer than `n` rows only when fewer unrated candidates exist. `rated_df` may be
+    `topn.rated_lists(ratings)`, cached when several models' lists exclude the same ratings.
 
     Blocked scoring (`topn`): cost users x movies x rank flops, memory one block of users per task;
     no (user, movie) table is built. Lazy apart from collecting the movie factors and popularity
@@ -186,7 +187,7 @@ def recommend_for_users(
     if not _is_int(n) or n < 1:
         raise ValueError(f"n must be an int >= 1, got {n!r}")
     users = users_df.select(C.USER_ID).distinct()
-    rated = rated_df.select(C.USER_ID, C.MOVIE_ID)
+    rated = topn.rated_lists(rated_df)
     known = model.userFactors.join(users.withColumnRenamed(C.USER_ID, "id"), "id")
     by_model = topn.factor_scores(known, model.itemFactors, n, exclude=rated)
     unknown = users.join(model.userFactors.select(F.col("id").alias(C.USER_ID)), C.USER_ID, "left_anti")

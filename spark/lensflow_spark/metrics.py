@@ -437,7 +437,21 @@ def distributional_coverage(recommendations: DataFrame, k: int) -> float | None:
     return _float_or_none(row["h"])
 
 
-def novelty(recommendations: DataFrame, train: DataFrame, k: int) -> float | None:
+def self_information(train: DataFrame) -> DataFrame:
+    """(movie_id, _information): -log2(|U_i| / |U|) per training movie, novelty's per-movie term. Lazy.
+
+    Two aggregations of the training ratings: cache it to judge several models' lists (`novelty`'s
+    `information`) on one training set without repeating them."""
+    users = train.select(C.USER_ID).distinct().agg(F.count(F.lit(1)).alias("_users"))
+    item_users = train.groupBy(C.MOVIE_ID).agg(F.countDistinct(C.USER_ID).alias("_u"))
+    return item_users.crossJoin(users).select(
+        C.MOVIE_ID, (-F.log2(F.col("_u") / F.col("_users"))).alias("_information")
+    )
+
+
+def novelty(
+    recommendations: DataFrame, train: DataFrame, k: int, *, information: DataFrame | None = None
+) -> float | None:
     """Mean self-information of the recommended movies, in bits, one action.
 
         novelty(i) = -log2( |U_i| / |U| )    (U_i: training users who rated i; U: all training users)
@@ -445,18 +459,16 @@ def novelty(recommendations: DataFrame, train: DataFrame, k: int) -> float | Non
 
     (Vargas and Castells 2011; Recommenders' `novelty` weights by list slot instead, which equals
     this when every list has k movies). A movie absent from training is skipped. None when no
-    listed movie is known.
+    listed movie is known. `information`: `self_information(train)`, when the caller has it cached.
     """
     _check_k(k)
     _require_columns(recommendations, "recommendations", C.USER_ID, C.MOVIE_ID, RANK)
-    users = train.select(C.USER_ID).distinct().agg(F.count(F.lit(1)).alias("_users"))
-    item_users = train.groupBy(C.MOVIE_ID).agg(F.countDistinct(C.USER_ID).alias("_u"))
+    info = self_information(train) if information is None else information
     per_user = (
         recommendations.where(F.col(RANK) <= k)
-        .join(item_users, C.MOVIE_ID)
-        .crossJoin(users)
+        .join(info, C.MOVIE_ID)
         .groupBy(C.USER_ID)
-        .agg(F.avg(-F.log2(F.col("_u") / F.col("_users"))).alias("_n"))
+        .agg(F.avg("_information").alias("_n"))
     )
     return _float_or_none(per_user.agg(F.avg("_n")).first()[0])
 

@@ -155,13 +155,21 @@ def block_top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.
     return rows[keep], cols[keep], rank[keep]
 
 
+def rated_lists(exclude: DataFrame) -> DataFrame:
+    """(user_id, _rated array<int>): each user's rated movies, one shuffle of the ratings. Lazy.
+
+    Every `exclude` below may be this table instead of the ratings: cached, it serves many models'
+    lists on one training set (evaluate) without grouping the ratings again for each."""
+    if _RATED in exclude.columns:
+        return exclude.select(C.USER_ID, _RATED)
+    by_user = exclude.select(C.USER_ID, C.MOVIE_ID).groupBy(C.USER_ID)
+    return by_user.agg(F.collect_list(C.MOVIE_ID).alias(_RATED))
+
+
 def _users_with_rated(users: DataFrame, exclude: DataFrame | None) -> DataFrame:
     if exclude is None:
         return users.withColumn(_RATED, F.lit(None).cast("array<int>"))
-    rated = (
-        exclude.select(C.USER_ID, C.MOVIE_ID).groupBy(C.USER_ID).agg(F.collect_list(C.MOVIE_ID).alias(_RATED))
-    )
-    return users.join(rated, C.USER_ID, "left")
+    return users.join(rated_lists(exclude), C.USER_ID, "left")
 
 
 Scorer = Callable[[pd.DataFrame, object, np.ndarray, np.ndarray], np.ndarray]

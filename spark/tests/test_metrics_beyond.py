@@ -69,6 +69,8 @@ def test_novelty_is_mean_self_information_per_user(spark):
     )
     recs = lists(spark, {1: [1, 2], 2: [1, 3], 3: [99]})  # movie 99 is unknown: skipped (user 3 too)
     assert M.novelty(recs, train, 2) == pytest.approx(((0 + 2) / 2 + (0 + 1) / 2) / 2)
+    shared = M.self_information(train)  # what evaluate computes once per fold for every model
+    assert M.novelty(recs, train, 2, information=shared) == M.novelty(recs, train, 2)
 
 
 FEATS = [(1, [1.0, 0.0]), (2, [0.0, 1.0]), (3, [1.0, 1.0]), (4, [0.0, 0.0])]

@@ -17,7 +17,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from .. import columns as C
 from .. import metrics as M
-from .. import tables
+from .. import tables, topn
 from ..als import movie_popularity, recommend_for_users, train_final
 from ..baselines import GlobalMean, MostPopular, UserItemBias
 from ..contracts import shared_fact
@@ -41,6 +41,7 @@ def _judge(
     test: DataFrame,
     catalogue: DataFrame,
     ranking,
+    information: DataFrame,
 ) -> dict:
     k, threshold = ranking["k"], ranking["relevanceThreshold"]
     out: dict[str, float | None] = {}
@@ -52,7 +53,7 @@ def _judge(
     out.update(M.ranking_metrics(recs, test, k, threshold=threshold))
     out["catalogue_coverage"] = M.catalogue_coverage(recs, catalogue, k)
     out["distributional_coverage"] = M.distributional_coverage(recs, k)
-    out["novelty"] = M.novelty(recs, train, k)
+    out["novelty"] = M.novelty(recs, train, k, information=information)
     return out
 
 
@@ -71,11 +72,16 @@ def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
     per_fold: dict[str, list[dict]] = {m: [] for m in names}
     for fold in runtime.read_fold_list(spark, job_input["folds"]):
         train, test = fold.train.cache(), fold.test.cache()
-        users = test.select(C.USER_ID).distinct()
+        # What every model's lists and metrics on this fold share, computed once (not per model):
+        # the users to list, their rated movies to exclude, each movie's self-information.
+        users = test.select(C.USER_ID).distinct().cache()
+        rated = topn.rated_lists(train).cache()
+        information = M.self_information(train).cache()
         pairs = test.select(C.USER_ID, C.MOVIE_ID, C.RATING)
+        judged = (train, test, catalogue, ranking, information)
         als = train_final(spark, train, config, als_rt)
-        als_recs = recommend_for_users(als, users, k, train, movie_popularity(train)).cache()
-        per_fold["als"].append(_judge(als.transform(test), als_recs, train, test, catalogue, ranking))
+        als_recs = recommend_for_users(als, users, k, rated, movie_popularity(train)).cache()
+        per_fold["als"].append(_judge(als.transform(test), als_recs, *judged))
         als_recs.unpersist()
         fit = fit_runtime(job_input, train) if chosen else None
         for name, point in chosen.items():
@@ -83,7 +89,7 @@ def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
             model = fam.estimator(point, fit).fit(train)
             recs = model.recommend_for_users(users, k, exclude=train).cache()
             predictions = model.transform(pairs) if fam.kind == RATING else None
-            per_fold[name].append(_judge(predictions, recs, train, test, catalogue, ranking))
+            per_fold[name].append(_judge(predictions, recs, *judged))
             recs.unpersist()
             model.unpersist()
         for name, estimator in (
@@ -92,11 +98,11 @@ def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
             ("most_popular", MostPopular()),
         ):
             model = estimator.fit(train)
-            recs = model.recommend_for_users(users, k, exclude=train).cache()
-            per_fold[name].append(_judge(model.transform(test), recs, train, test, catalogue, ranking))
+            recs = model.recommend_for_users(users, k, exclude=rated).cache()
+            per_fold[name].append(_judge(model.transform(test), recs, *judged))
             recs.unpersist()
-        train.unpersist()
-        test.unpersist()
+        for shared in (train, test, users, rated, information):
+            shared.unpersist()
     models = {
         m: {metric: _mean([f.get(metric) for f in per_fold[m]]) for metric in metric_names()} for m in names
     }
