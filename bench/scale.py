@@ -353,7 +353,7 @@ def write(out: Path, doc: dict[str, Any]) -> None:
                 f"{j['rssPythonWorkersGiB']:.2f} | {j['heapUsedGiB']:.2f} |"
             )
         by = {j["type"]: j["seconds"] for j in r["jobs"]}
-        if "train_final" in by:
+        if "train_final" in by and "evaluate" in by:
             lines.append(
                 f"\nevaluate / train_final = {by.get('evaluate', 0) / by['train_final']:.2f}, "
                 f"recommend / train_final = {by.get('recommend', 0) / by['train_final']:.2f} (target <= 2)\n"
