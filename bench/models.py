@@ -238,6 +238,7 @@ def _markdown(result: dict) -> str:
             "Strictly nested, per fold: for each fold k, each family's point is chosen by RMSE on a"
             " validation split carved from u{k}.base alone (a random 20 %, seed 42), refitted on all of"
             " u{k}.base and scored once on u{k}.test. A one-point grid is fitted as is (nothing chosen)."
+            " Anchors: Surprise SVD 0.934 and SVD++ 0.919 (5-fold), GC-MC 0.910 and GLocal-K 0.889 on u1."
             " Fit s is the mean final refit. Grids and each fold's validation RMSEs (chosen in bold):",
             "",
             "| model | fold | "
@@ -294,6 +295,9 @@ def _markdown(result: dict) -> str:
                 f"{_fmt(m.get('novelty'))} | {_fmt(m.get('intra_list_diversity'))} | "
                 f"{_fmt(m.get('serendipity'))} | {v['fit_seconds']:.1f} |"
             )
+        fixed = [name for name, v in result[key].items() if v["point"] and not v["validation"]]
+        if fixed:
+            lines += ["", f"Fitted as is, one point (nothing chosen on this split): {', '.join(fixed)}."]
     return "\n".join(lines) + "\n"
 
 
@@ -307,8 +311,13 @@ def main() -> None:
     p.add_argument("--sections", default=",".join(SECTIONS))
     p.add_argument("--families", help="comma-separated families to run (default: all)")
     p.add_argument("--folds", default="1,2,3,4,5", help="official folds to run (default: 1,2,3,4,5)")
+    p.add_argument("--max-points", type=int, help="keep each grid's first N points (a cheaper run)")
     args = p.parse_args()
     FOLDS[:] = [int(f) for f in args.folds.split(",")]
+    if args.max_points:
+        for grids in (RATING_GRIDS, RANKING_GRIDS):
+            for name in grids:
+                del grids[name][args.max_points :]
     if args.families:
         keep = set(args.families.split(","))
         for grids in (RATING_GRIDS, RANKING_GRIDS):
