@@ -8,6 +8,12 @@ the residuals r_ui - mu - b_u - b_i. Plain ALS has to spend factors (and fight i
 express "this user rates high" or "this movie is liked"; with the biases taken out, the factors model
 only the interaction, which is why this beats both plain ALS and the bias baseline (bench/models.py).
 
+Backfitting (`backfit_rounds` > 1) then fits the two parts jointly, as SGD-trained biased MF does:
+each further round refits the biases (mu included) on r_ui - p_u . q_i, what the factors leave, and
+ALS on what the new biases leave. The first round's biases absorb some interaction (a user who loves
+one genre looks generous); later rounds hand it back to the factors. Each round costs one bias fit
+and one ALS fit.
+
 Unknown users or movies keep whatever part is known: the biases default to 0 and a missing factor
 term is 0, so an unknown pair gets mu.
 """
@@ -53,9 +59,11 @@ class BiasALSConfig:
     """lambda_i of the bias model (>= 0): shrinks each movie's bias towards 0."""
     bias_iterations: int = 3
     """Alternating sweeps of the bias model (>= 1)."""
+    backfit_rounds: int = 1
+    """Rounds of (biases, then ALS) (>= 1); round > 1 fits the biases on r - p_u . q_i (module doc)."""
 
     def __post_init__(self) -> None:
-        for name in ("rank", "max_iter", "bias_iterations"):
+        for name in ("rank", "max_iter", "bias_iterations", "backfit_rounds"):
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
@@ -185,19 +193,33 @@ class BiasALS:
         self.scale = _check_scale(scale)
 
     def fit(self, ratings: DataFrame) -> BiasALSModel:
-        """Fits on (user_id, movie_id, rating) rows. Runs Spark jobs (the bias sweeps and ALS)."""
+        """Fits on (user_id, movie_id, rating) rows. Runs Spark jobs (the bias sweeps and ALS, per round)."""
         spark = ratings.sparkSession
-        biases = UserItemBias(self.config.bias_config()).fit(ratings)
-        residuals = (
-            biases.transform(ratings.select(C.USER_ID, C.MOVIE_ID, C.RATING))
-            .select(C.USER_ID, C.MOVIE_ID, (F.col(C.RATING) - F.col(C.PREDICTION)).alias(C.RATING))
-            .where(F.col(C.RATING).isNotNull() & ~F.isnan(C.RATING))
-            .cache()
-        )
-        try:
-            spark.sparkContext.setCheckpointDir(self.runtime.checkpoint_dir)
-            estimator = build_estimator(self.config.als_config(), self.runtime).setColdStartStrategy("nan")
-            factors = estimator.fit(residuals)
-        finally:
-            residuals.unpersist()
+        spark.sparkContext.setCheckpointDir(self.runtime.checkpoint_dir)
+        estimator = build_estimator(self.config.als_config(), self.runtime).setColdStartStrategy("nan")
+        rows = ratings.select(C.USER_ID, C.MOVIE_ID, C.RATING)
+        biases: UserItemBiasModel | None = None
+        factors: ALSModel | None = None
+        for _ in range(self.config.backfit_rounds):
+            target = rows if factors is None else _minus(rows, factors, "interaction").cache()
+            fitted = UserItemBias(self.config.bias_config()).fit(target)
+            residuals = _minus(rows, fitted, "baseline").cache()
+            try:
+                factors = estimator.fit(residuals)
+            finally:
+                residuals.unpersist()
+                if target is not rows:
+                    target.unpersist()
+            if biases is not None:
+                biases.unpersist()
+            biases = fitted
+        assert biases is not None and factors is not None  # backfit_rounds >= 1
         return BiasALSModel(biases, factors, self.config, self.scale)
+
+
+def _minus(rows: DataFrame, part: UserItemBiasModel | ALSModel, name: str) -> DataFrame:
+    """(user_id, movie_id, rating - what `part` predicts): the bias model's or the factors' share.
+    Rows the part cannot score (NaN/null) are dropped; every training pair is known to both. Lazy."""
+    scored = part.transform(rows).withColumnRenamed(C.PREDICTION, f"_{name}")
+    left = (F.col(C.RATING) - F.col(f"_{name}")).alias(C.RATING)
+    return scored.select(C.USER_ID, C.MOVIE_ID, left).where(F.col(C.RATING).isNotNull() & ~F.isnan(C.RATING))

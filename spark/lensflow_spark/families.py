@@ -15,7 +15,7 @@ returns a model. Every model has
 | most_popular   | ranking | ndcg_at_k | (none)                                                   |
 | als            | rating  | rmse      | rank, reg_param, max_iter                                |
 | bias_als       | rating  | rmse      | rank, reg_param, max_iter, user_damping, item_damping,   |
-|                |         |           | bias_iterations                                          |
+|                |         |           | bias_iterations, backfit_rounds                          |
 | implicit_als   | ranking | ndcg_at_k | rank, reg_param, max_iter, alpha, min_support            |
 | torch_ease     | ranking | ndcg_at_k | l2, min_support                                          |
 | torch_autorec  | rating  | rmse      | hidden, l2, epochs, learning_rate                        |
