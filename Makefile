@@ -51,7 +51,7 @@ demo: up
 UP_RC := .lensflow/run/make-test-up.rc
 test: build
 	@rm -f $(UP_RC); mkdir -p .lensflow/run .lensflow/logs; \
-	{ bash $(STACK) up > .lensflow/logs/make-test-up.log 2>&1; echo $$? > $(UP_RC); } & \
+	{ up=0; bash $(STACK) up > .lensflow/logs/make-test-up.log 2>&1 || up=$$?; echo $$up > $(UP_RC); } & \
 	rc=0; $(MAKE) --no-print-directory check STACK_STARTING=1 || rc=$$?; wait; bash $(STACK) down; exit $$rc
 
 # Every suite runs even when one before it fails (a lint error must not hide a failing pytest); the
