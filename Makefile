@@ -46,16 +46,28 @@ demo: up
 	  --grid "$$($(call DEMO_CONFIG,grid))" --families "$$($(call DEMO_CONFIG,families))" \
 	  --split "$$($(call DEMO_CONFIG,split))"
 
-# The stack goes down whether the checks pass or not; the exit code is the checks'.
-test: up
-	@rc=0; $(MAKE) --no-print-directory check || rc=$$?; bash $(STACK) down; exit $$rc
+# The stack starts while typecheck and lint run (they need none of it; jest waits for it). It goes
+# down whether the checks pass or not; the exit code is the checks'.
+UP_RC := .lensflow/run/make-test-up.rc
+test: build
+	@rm -f $(UP_RC); mkdir -p .lensflow/run .lensflow/logs; \
+	{ up=0; bash $(STACK) up > .lensflow/logs/make-test-up.log 2>&1 || up=$$?; echo $$up > $(UP_RC); } & \
+	rc=0; $(MAKE) --no-print-directory check STACK_STARTING=1 || rc=$$?; wait; bash $(STACK) down; exit $$rc
 
 # Every suite runs even when one before it fails (a lint error must not hide a failing pytest); the
-# summary lists each suite's outcome and the exit code is non-zero when any failed.
+# summary lists each suite's outcome and the exit code is non-zero when any failed. Under `make
+# test` the suites that need the stack first wait for its start-up and fail if it failed.
 SUITES := typecheck lint jest pytest
 check:
 	@failed=""; for suite in $(SUITES); do \
+	  if [ -n "$(STACK_STARTING)" ] && [[ $$suite == jest || $$suite == pytest ]]; then \
+	    while [ ! -f $(UP_RC) ]; do sleep 0.5; done; \
+	    if [ -z "$${stack_shown:-}" ]; then cat .lensflow/logs/make-test-up.log; stack_shown=1; fi; \
+	    if [ "$$(cat $(UP_RC))" != 0 ]; then failed="$$failed $$suite"; continue; fi; \
+	  fi; \
+	  start=$$(date +%s); \
 	  $(MAKE) --no-print-directory $$suite || failed="$$failed $$suite"; \
+	  echo "check: $$suite took $$(( $$(date +%s) - start )) s"; \
 	done; \
 	echo "check summary:"; for suite in $(SUITES); do \
 	  case " $$failed " in *" $$suite "*) echo "  $$suite: FAILED";; *) echo "  $$suite: passed";; esac; \
@@ -76,8 +88,9 @@ lint:
 jest:
 	@$(LOCAL_ENV); npx jest
 
+# The slowest tests are listed at the end: where the suite's time goes (bench/results/test-time.md).
 pytest:
-	@$(LOCAL_ENV); cd spark && PYTHONPATH=. ../.lensflow/venv/bin/python -m pytest
+	@$(LOCAL_ENV); cd spark && PYTHONPATH=. ../.lensflow/venv/bin/python -m pytest --durations=25
 
 # Re-records test/histories/*.json (the replay test's input) from small real runs on the running
 # stack (`make up` first; minutes when the machine is quiet): after a workflow change, then commit

@@ -5,9 +5,18 @@
  * live through both (they reconnect), the run completes with the result document and output
  * objects of an unfaulted run of the same input, and what had finished before a fault never ran
  * again: its result objects are untouched and its activities finished on their first attempt.
+ *
+ * No secret anywhere: after these runs (the unfaulted one is the succeeding run) and a failing one,
+ * neither the S3 access key nor the secret key appears in any workflow history, any worker or Spark
+ * log under `.lensflow/logs`, any object the runs wrote to S3, or any failure message. One file, so
+ * that the search reuses the outage test's runs instead of running its own.
  */
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { Client, Connection } from '@temporalio/client';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
+import { TemporalFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { ListBucketsCommand } from '@aws-sdk/client-s3';
 import { createS3Client } from '../src/activities/s3Client';
@@ -16,12 +25,14 @@ import { progressQuery, trainingPipeline } from '../src/workflows';
 import { boto3Json, killService, processGone, s3Snapshot, servicePid, stackSettings, temporalCli, uniquePrefix } from './helpers/stack';
 import { waitFor } from './helpers/waitFor';
 
-// Two tiny runs (one faulted): a few minutes on a quiet 2-core machine, far longer on a shared one.
+// Three tiny runs (one faulted, one failing at its split): a few minutes on a quiet 2-core machine,
+// far longer on a shared one.
 jest.setTimeout(60 * 60_000);
 const settings = stackSettings();
 const bucket = settings.s3.bucket;
 const s3 = createS3Client(settings.s3);
-const OUTAGE_MS = 10_000;
+// Long enough for clients to meet the outage (requests fail and are retried); no longer.
+const OUTAGE_MS = 5_000;
 const STARTED = temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED;
 
 const stamp = `${Date.now().toString(36)}-${randomBytes(2).toString('hex')}`;
@@ -38,8 +49,26 @@ const input = (name: string): TrainingPipelineInput & { runId: string; prefix: s
 });
 
 let client: Client;
+/** The unfaulted reference run and a run failing at its split, side by side before any fault. */
+let reference: ReturnType<typeof input>;
+let referenceRun: Promise<unknown>;
+let failingRun: Promise<unknown>;
+let failingPrefix: string;
+/** The faulted run's prefix, once the outage test has started it (the search scans it too). */
+let faultedPrefix = '';
 beforeAll(async () => {
   client = new Client({ connection: await Connection.connect({ address: settings.temporal.address }), namespace: settings.temporal.namespace });
+  reference = input('reference');
+  referenceRun = client.workflow.execute(trainingPipeline, { taskQueue: settings.temporal.taskQueue, workflowId: workflowIdFor(reference.runId), args: [reference] });
+  // ml-100k's official folds do not exist in ml-latest-small: the split job fails with its traceback.
+  const failing = { ...input('failing'), split: { kind: 'official' as const } };
+  failingPrefix = failing.prefix;
+  failingRun = client.workflow
+    .execute(trainingPipeline, { taskQueue: settings.temporal.taskQueue, workflowId: workflowIdFor(failing.runId), args: [failing] })
+    .then(() => undefined, (e: unknown) => e);
+  // Neither rejects unhandled while the first test runs; each test awaits what it needs.
+  referenceRun.catch(() => undefined);
+  await failingRun;
 });
 afterAll(async () => {
   await client.connection.close();
@@ -117,10 +146,10 @@ const temporalReady = async () => (temporalCli(settings, ['operator', 'cluster',
 
 test('a run survives an S3 outage mid-grid and a Temporal outage mid-stage, with the outputs of an unfaulted run', async () => {
   const workers = { worker: servicePid(settings, 'worker'), 'spark-worker': servicePid(settings, 'spark-worker') };
-  const reference = input('reference');
-  await client.workflow.execute(trainingPipeline, { taskQueue: settings.temporal.taskQueue, workflowId: workflowIdFor(reference.runId), args: [reference] });
+  await referenceRun;
 
   const faulted = input('faulted');
+  faultedPrefix = faulted.prefix;
   const workflowId = workflowIdFor(faulted.runId);
   const handle = await client.workflow.start(trainingPipeline, { taskQueue: settings.temporal.taskQueue, workflowId, args: [faulted] });
   const results = `${faulted.prefix}/runs/${faulted.runId}/results/`;
@@ -151,4 +180,98 @@ test('a run survives an S3 outage mid-grid and a Temporal outage mid-stage, with
   expect(finishedActivities(beforeTemporalOutage, results)).toEqual(expect.arrayContaining([expect.stringMatching(/^grid-/)]));
   // The same worker processes served the whole run: they reconnected instead of being restarted.
   expect({ worker: servicePid(settings, 'worker'), 'spark-worker': servicePid(settings, 'spark-worker') }).toEqual(workers);
+});
+
+// --- No secret anywhere -------------------------------------------------------------------------
+
+const LOGS = resolve(__dirname, '..', '.lensflow', 'logs');
+const secrets = (): Record<string, string> => {
+  const out: Record<string, string> = {};
+  for (const name of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) {
+    const value = process.env[name];
+    if (!value || value.length < 8) throw new Error(`${name} is unset or too short to search for: source .lensflow/local.env`);
+    out[name] = value;
+  }
+  return out;
+};
+
+/** Every string in a value, with byte arrays (history payloads) decoded as UTF-8. */
+function texts(value: unknown, out: string[] = []): string[] {
+  if (typeof value === 'string') out.push(value);
+  else if (value instanceof Uint8Array) out.push(Buffer.from(value).toString('utf8'));
+  else if (Array.isArray(value)) for (const v of value) texts(v, out);
+  else if (value && typeof value === 'object') for (const v of Object.values(value)) texts(v, out);
+  return out;
+}
+
+/** Names of the secrets found in `text`. */
+function leaks(text: string | Buffer): string[] {
+  return Object.entries(secrets()).flatMap(([name, value]) => (text.includes(value) ? [name] : []));
+}
+
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? filesUnder(path) : [path];
+  });
+}
+
+/** Every object under the prefix, searched by boto3 (the secrets reach Python through the environment). */
+function s3Leaks(prefix: string): { objects: string[]; leaks: string[] } {
+  const script = `
+import boto3, json, os
+s3 = boto3.client('s3', endpoint_url=os.environ['LENSFLOW_S3_ENDPOINT'])
+secrets = {n: os.environ[n].encode() for n in ('AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY')}
+objects, leaks = [], []
+for page in s3.get_paginator('list_objects_v2').paginate(Bucket='${bucket}', Prefix='${prefix}/'):
+    for o in page.get('Contents', []):
+        body = s3.get_object(Bucket='${bucket}', Key=o['Key'])['Body'].read()
+        objects.append(o['Key'])
+        leaks += [f"{o['Key']}: {n}" for n, v in secrets.items() if v in body]
+print(json.dumps({'objects': objects, 'leaks': leaks}))`;
+  const res = spawnSync(join(settings.spark.venv!, 'bin', 'python'), ['-c', script], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (res.status !== 0) throw new Error(`S3 scan failed: ${res.stderr}`);
+  return JSON.parse(res.stdout) as { objects: string[]; leaks: string[] };
+}
+
+it('the search finds a planted secret (so finding none below means something)', () => {
+  const { AWS_SECRET_ACCESS_KEY: secret } = secrets();
+  expect(leaks(`config: ${secret}\n`)).toEqual(['AWS_SECRET_ACCESS_KEY']);
+  expect(texts({ payloads: [{ data: Buffer.from(`{"k":"${secret}"}`) }] }).some((t) => leaks(t).length > 0)).toBe(true);
+});
+
+it('no workflow history, log, S3 object or failure message holds the S3 keys after a good, a faulted and a failing run', async () => {
+  await referenceRun;
+  const failure = await failingRun;
+  expect(failure).toBeInstanceOf(WorkflowFailedError);
+
+  const found: string[] = [];
+  const messages: string[] = [];
+  for (let e: unknown = failure; e instanceof Error; e = e instanceof TemporalFailure || e instanceof WorkflowFailedError ? e.cause : undefined) {
+    messages.push(e.message, e.stack ?? '');
+  }
+  expect(messages.join('\n')).toContain('split');
+  found.push(...leaks(messages.join('\n')).map((n) => `failure message: ${n}`));
+
+  let histories = 0;
+  for await (const wf of client.workflow.list()) {
+    const history = await client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory();
+    histories++;
+    for (const t of texts(history)) found.push(...leaks(t).map((n) => `history of ${wf.workflowId}: ${n}`));
+  }
+  expect(histories).toBeGreaterThanOrEqual(2);
+
+  const logs = filesUnder(LOGS);
+  // The warm Spark engine's log holds every local job's output (there are no per-step logs locally).
+  expect(logs.some((f) => f.endsWith('spark-worker.log'))).toBe(true);
+  for (const file of logs) found.push(...leaks(readFileSync(file)).map((n) => `${file}: ${n}`));
+
+  const good = `${reference.prefix}/runs/${reference.runId}`;
+  for (const prefix of [reference.prefix, faultedPrefix, failingPrefix].filter(Boolean)) {
+    const s3 = s3Leaks(prefix);
+    if (prefix === reference.prefix) expect(s3.objects).toEqual(expect.arrayContaining([`${good}/results/clean.json`, `${good}/input.json`]));
+    found.push(...s3.leaks);
+  }
+
+  expect(found).toEqual([]);
 });

@@ -12,6 +12,7 @@ import { Client, Connection } from '@temporalio/client';
 import type { TrainingPipelineResult } from '../src/contracts/pipeline';
 import { progressQuery } from '../src/workflows';
 import { boto3Json, stackSettings, temporalCli, uniquePrefix } from './helpers/stack';
+import { waitFor } from './helpers/waitFor';
 
 jest.setTimeout(15 * 60_000);
 const settings = stackSettings();
@@ -163,12 +164,7 @@ describe.each([
     const started = spawnSync('node', [cliPath, 'run', '--run-id', runId, '--no-wait', ...runOptions], { encoding: 'utf8' });
     expect(started.status).toBe(0);
     await waitForProgress(workflowId, (p) => p.stage === 'grid');
-    let running: string[] = [];
-    for (let i = 0; i < 240 && running.length === 0; i++) {
-      await sleep(250);
-      running = await runningGridJobs(workflowId);
-    }
-    expect(running.length).toBeGreaterThan(0);
+    await waitFor(`a grid job of ${runId} to run its Spark tasks`, async () => ((await runningGridJobs(workflowId)).length > 0) || undefined, { timeoutMs: 5 * 60_000, intervalMs: 250 });
 
     expect(cancel(runId)).toBe(0);
     // The workflow waits for each cancelled activity to end, and an activity ends only once the

@@ -14,6 +14,7 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { sparkTaskQueueOf, type JobRequest, type JobRun } from '../src/contracts/jobInputs';
 import type { JobName } from '../src/contracts/jobResults';
 import { stackSettings, temporalCli, uniquePrefix } from './helpers/stack';
+import { waitFor } from './helpers/waitFor';
 
 jest.setTimeout(10 * 60_000);
 const settings = stackSettings();
@@ -22,7 +23,6 @@ const prefix = uniquePrefix('engine');
 const engineQueue = sparkTaskQueueOf(settings.temporal.taskQueue);
 const taskQueue = `test-engine-${randomBytes(3).toString('hex')}`;
 const localData = settings.data.localDir;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let client: Client;
 let worker: Worker;
@@ -75,13 +75,15 @@ test('cancelling a running job stops its Spark jobs within 10 s, and the same wa
 
   // Long enough to be running when cancelled: 2 folds of 60 iterations at rank 30.
   const long = await start('als_point', request(runId, 'grid/long', { folds: split.result.cv, point: point(30, 60), ...model }));
-  let progress: { tasks?: { done: number; total: number } } | undefined;
-  for (let i = 0; i < 240 && !(progress?.tasks && progress.tasks.total > 0); i++) {
-    await sleep(500);
-    const pending = (await long.describe()).raw.pendingActivities ?? [];
-    const details = pending[0]?.heartbeatDetails?.payloads?.[0]?.data;
-    progress = details ? JSON.parse(Buffer.from(details).toString('utf8')) : undefined;
-  }
+  const progress = await waitFor(
+    'the long als_point job to heartbeat Spark tasks',
+    async () => {
+      const details = ((await long.describe()).raw.pendingActivities ?? [])[0]?.heartbeatDetails?.payloads?.[0]?.data;
+      const beat = details ? (JSON.parse(Buffer.from(details).toString('utf8')) as { tasks?: { done: number; total: number } }) : undefined;
+      return beat?.tasks && beat.tasks.total > 0 ? beat : undefined;
+    },
+    { timeoutMs: 5 * 60_000, intervalMs: 500 },
+  );
   // Heartbeats carry the activity's Spark progress.
   expect(progress).toMatchObject({ job: 'als_point', stages: { total: expect.any(Number) }, tasks: { total: expect.any(Number) } });
 
@@ -110,12 +112,14 @@ test('SIGKILL the engine mid-job and restart it: the run completes, finished job
   const long = request(runId, 'grid/kill-long', { folds, point: point(10, 25), ...model });
   const handle = await client.workflow.start('sparkJobs', { taskQueue, workflowId: `engine-kill-${runId}`, args: [[['als_point', quick], ['als_point', long]], engineQueue] });
   // Until the long job heartbeats Spark tasks: it runs in the engine.
-  for (let i = 0; i < 480; i++) {
-    const pending = (await handle.describe()).raw.pendingActivities ?? [];
-    const data = pending.find((a) => a.activityId === 'grid-kill-long')?.heartbeatDetails?.payloads?.[0]?.data;
-    if (data && JSON.parse(Buffer.from(data).toString('utf8')).tasks?.total > 0) break;
-    await sleep(500);
-  }
+  await waitFor(
+    'grid-kill-long to heartbeat Spark tasks',
+    async () => {
+      const data = ((await handle.describe()).raw.pendingActivities ?? []).find((a) => a.activityId === 'grid-kill-long')?.heartbeatDetails?.payloads?.[0]?.data;
+      return (data && JSON.parse(Buffer.from(data).toString('utf8')).tasks?.total > 0) || undefined;
+    },
+    { timeoutMs: 5 * 60_000, intervalMs: 500 },
+  );
   const pid = enginePid();
   process.kill(-pid, 'SIGKILL'); // the engine's process group: Python and its JVM
   const restarted = spawnSync('bash', [join(__dirname, '..', 'setup', 'stack.sh'), 'spark-worker'], { encoding: 'utf8' });

@@ -272,6 +272,8 @@ export class EmrTestServer {
   clusterStartupMs = 300;
   /** How long after a step's final state its logs reach S3 (EMR: up to ~5 min); Infinity: never. */
   logDelayMs = 1_000;
+  /** `logDelayMs` for the clusters of one LogUri: a late-logs run can go beside on-time ones. */
+  readonly logDelayMsByLogUri = new Map<string, number>();
   /** Every YARN application a cluster-mode step submitted, by id. */
   readonly applications = new Map<string, YarnApplication>();
   readonly region: string;
@@ -954,10 +956,11 @@ export class EmrTestServer {
   /** Uploads `stdout.gz` and `stderr.gz` to `<LogUri>/<folder>` after `logDelayMs`, as EMR's log pusher would. */
   private uploadLater(cluster: ClusterRecord, folder: string, stdout: Buffer, stderr: Buffer): void {
     const m = /^s3[an]?:\/\/([^/]+)\/?(.*)$/.exec(cluster.logUri ?? '');
-    if (!m || !Number.isFinite(this.logDelayMs)) return;
+    const delayMs = this.logDelayMsByLogUri.get(cluster.logUri ?? '') ?? this.logDelayMs;
+    if (!m || !Number.isFinite(delayMs)) return;
     const bucket = m[1]!;
     const key = `${m[2]!.replace(/\/+$/, '')}/${folder}`.replace(/^\//, '');
-    this.later(this.logDelayMs, () => {
+    this.later(delayMs, () => {
       this.track((async () => {
         try {
           for (const [name, body] of [['stdout.gz', stdout], ['stderr.gz', stderr]] as const) {

@@ -1,0 +1,135 @@
+"""Where `make test`'s time goes: runs it with load-average samples beside it, then writes
+bench/results/test-time.json and .md (per suite, per jest file, pytest's slowest tests).
+
+    python bench/suite_time.py              # runs `make test` (the stack ports come from the env)
+    python bench/suite_time.py --log FILE   # only parses a saved `make test` log (no load samples)
+
+The times are what this machine did under its load at the time: the load average is recorded
+beside them, because other work on a 2-core machine slows every suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+# The last full clean-clone run before this work (issue #7's breakdown; jest per-file seconds).
+log = logging.getLogger("bench.suite_time")
+
+BEFORE = {
+    "total_s": 2239,
+    "jest_files_s": {
+        "test/pipeline.emr.e2e.test.ts": 730,
+        "test/pipeline.e2e.test.ts": 329,
+        "test/outage.e2e.test.ts": 207,
+        "test/cluster.e2e.test.ts": 185,
+        "test/sparkEngine.test.ts": 78,
+        "test/emrRunner.test.ts": 69,
+        "test/noSecret.e2e.test.ts": 64,
+    },
+    "pytest_s": 434,
+}
+
+JEST_FILE = re.compile(r"^(PASS|FAIL)\s+(\S+\.ts)\s+\((\d+(?:\.\d+)?)\s*s\)", re.M)
+SUITE = re.compile(r"^check: (\w+) took (\d+) s$", re.M)
+SLOW = re.compile(r"^(\d+\.\d+)s (call|setup|teardown)\s+(\S+)$", re.M)
+
+
+def parse(text: str) -> dict:
+    """The per-suite, per-jest-file and slowest-pytest seconds a `make test` log reports."""
+    return {
+        "suites_s": {name: int(s) for name, s in SUITE.findall(text)},
+        "jest_files_s": {path: float(s) for _, path, s in JEST_FILE.findall(text)},
+        "jest_failed": [path for status, path, _ in JEST_FILE.findall(text) if status == "FAIL"],
+        "pytest_slowest_s": [{"s": float(s), "when": w, "test": t} for s, w, t in SLOW.findall(text)],
+        "passed": "FAILED" not in text.split("check summary:")[-1],
+    }
+
+
+def run_make_test(log_path: Path) -> tuple[str, float, list[float]]:
+    """Runs `make test`, teeing its output to `log_path`; returns the log, seconds and 1-min loads."""
+    loads: list[float] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(15):
+            loads.append(os.getloadavg()[0])
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    t0 = time.monotonic()
+    with open(log_path, "w") as out:
+        proc = subprocess.run(["make", "test"], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    seconds = time.monotonic() - t0
+    done.set()
+    log.info("make test exited %d after %.0f s", proc.returncode, seconds)
+    return log_path.read_text(), seconds, loads
+
+
+def markdown(doc: dict) -> str:
+    after, before = doc["after"], doc["before"]
+    lines = [
+        "# `make test` time",
+        "",
+        f"Measured {doc['when']} on {os.cpu_count()} cores; load average (1 min) during the run: "
+        f"mean {doc['load']['mean']}, max {doc['load']['max']} (other engineers' Spark ran beside it).",
+        "",
+        f"Total: **{after['total_s']} s** (before: {before['total_s']} s, clean clone). "
+        f"Passed: {after['passed']}.",
+        "",
+        "| suite | seconds |",
+        "|---|---|",
+        *[f"| {k} | {v} |" for k, v in after["suites_s"].items()],
+        "",
+        "| jest file | before s | after s |",
+        "|---|---|---|",
+        *[
+            f"| {f} | {before['jest_files_s'].get(f, '')} | {after['jest_files_s'].get(f, '')} |"
+            for f in sorted(set(before["jest_files_s"]) | set(after["jest_files_s"]))
+        ],
+        "",
+        "Slowest pytest tests:",
+        "",
+        *[f"- {t['s']} s {t['when']} `{t['test']}`" for t in after["pytest_slowest_s"][:15]],
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--log", type=Path, help="parse this saved `make test` log instead of running it")
+    args = parser.parse_args()
+    if args.log:
+        text, seconds, loads = args.log.read_text(), None, []
+    else:
+        text, seconds, loads = run_make_test(ROOT / ".lensflow" / "logs" / "make-test.log")
+    after = {"total_s": round(seconds) if seconds is not None else None, **parse(text)}
+    doc = {
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load": {
+            "samples": loads,
+            "mean": round(sum(loads) / len(loads), 2) if loads else None,
+            "max": max(loads) if loads else None,
+        },
+        "before": BEFORE,
+        "after": after,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "test-time.json").write_text(json.dumps(doc, indent=2) + "\n")
+    (RESULTS / "test-time.md").write_text(markdown(doc))
+    log.info("%s", (RESULTS / "test-time.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
