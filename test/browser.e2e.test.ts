@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { PipelineSummary } from '../src/contracts/summary';
-import type { TrainingPipelineResult } from '../src/contracts/pipeline';
+import { workflowIdFor, type TrainingPipelineResult } from '../src/contracts/pipeline';
 import { webUiLink } from '../src/settings';
 import { stackSettings, uniquePrefix } from './helpers/stack';
 
@@ -33,13 +33,15 @@ let userDataDir: string;
 
 /** The newest completed run whose result is a summary, or a tiny run started here (one grid point). */
 async function finishedRun(): Promise<{ runId: string; summary: PipelineSummary }> {
-  const query = `WorkflowType = 'trainingPipeline' AND ExecutionStatus = 'Completed'`;
+  // Only runs started the way people start them: the workflow suite's mocked runs (ids `test-…`)
+  // complete with summaries too, but nothing of theirs exists in S3 or under `lensflow-<runId>`.
+  const query = `WorkflowType = 'trainingPipeline' AND ExecutionStatus = 'Completed' AND WorkflowId STARTS_WITH 'lensflow-'`;
   let seen = 0;
   for await (const wf of client.workflow.list({ query })) {
     if (++seen > 20) break;
     const parsed = PipelineSummary.safeParse(await client.workflow.getHandle(wf.workflowId, wf.runId).result());
     // ml-latest-small's: other suites finish runs of other datasets (the cluster test's synthetic one).
-    if (parsed.success && parsed.data.outputs.report && parsed.data.dataset === 'ml-latest-small') return { runId: parsed.data.runId, summary: parsed.data };
+    if (parsed.success && wf.workflowId === workflowIdFor(parsed.data.runId) && parsed.data.outputs.report && parsed.data.dataset === 'ml-latest-small') return { runId: parsed.data.runId, summary: parsed.data };
   }
   const id = `ml-latest-small-browser-${Date.now().toString(36)}`;
   const grid = JSON.stringify({ rank: [4], regParam: [0.1], maxIter: [3] });
