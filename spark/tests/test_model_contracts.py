@@ -8,6 +8,7 @@ from lensflow_spark import metrics
 from lensflow_spark.contracts import shared_fact
 from lensflow_spark.families import FAMILIES, OBJECTIVES
 from lensflow_spark.jobs.evaluate import BASELINES, metric_names
+from lensflow_spark.jobs.recommend import SCORE_RANGES
 
 
 def test_every_registered_family_is_in_the_contracts_with_its_kind():
@@ -26,3 +27,10 @@ def test_objectives_and_metric_names_agree_with_the_metrics_module():
         callable(getattr(metrics, n, None))
         for n in ("catalogue_coverage", "distributional_coverage", "novelty")
     )
+
+
+def test_recommend_serves_exactly_the_families_the_contracts_mark_served():
+    contract = shared_fact("models")["families"]
+    served = {name for name, f in contract.items() if f["served"]}
+    assert set(SCORE_RANGES) == served
+    assert all(contract[name]["kind"] == "ranking" for name in served)

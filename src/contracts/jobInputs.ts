@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { DatasetName } from './datasets';
 import { AlsPoint, FamilyPoint, RankingSettings, SplitProtocol } from './experiment';
 import { FoldUris, type JobName } from './jobResults';
-import { FamilyName } from './models';
+import { FamilyName, SERVED_FAMILIES, type ServedFamilyName } from './models';
 import { runLayout } from './pipeline';
 import { BucketName, KeyPrefix } from './s3';
 
@@ -65,8 +65,8 @@ export const AnalysisInput = z
   })
   .strict();
 
-/** The ranking families `recommend` can serve (they have item factors or item-item weights; `families.py`). */
-export const ServedFamily = z.enum(['implicit_als', 'torch_ease']);
+/** The ranking families `recommend` can serve (`served` in `models.ts`). */
+export const ServedFamily = z.enum(SERVED_FAMILIES as [ServedFamilyName, ...ServedFamilyName[]]);
 
 export const RecommendInput = z
   .object({

@@ -14,17 +14,21 @@ export const OBJECTIVES = {
 } as const;
 export type ModelKind = keyof typeof OBJECTIVES;
 
-/** Every family `lensflow_spark.families` registers: its kind, and whether it is a fixed baseline. */
+/**
+ * Every family `lensflow_spark.families` registers: its kind, whether it is a fixed baseline, and
+ * whether `recommend` can serve it (it has item factors or item-item weights to rank and explain
+ * with; `recommend.SCORE_RANGES` holds exactly these).
+ */
 export const MODEL_FAMILIES = {
-  global_mean: { kind: 'rating', baseline: true },
-  user_item_bias: { kind: 'rating', baseline: true },
-  most_popular: { kind: 'ranking', baseline: true },
-  als: { kind: 'rating', baseline: false },
-  bias_als: { kind: 'rating', baseline: false },
-  implicit_als: { kind: 'ranking', baseline: false },
-  torch_ease: { kind: 'ranking', baseline: false },
-  torch_autorec: { kind: 'rating', baseline: false },
-} as const satisfies Record<string, { kind: ModelKind; baseline: boolean }>;
+  global_mean: { kind: 'rating', baseline: true, served: false },
+  user_item_bias: { kind: 'rating', baseline: true, served: false },
+  most_popular: { kind: 'ranking', baseline: true, served: false },
+  als: { kind: 'rating', baseline: false, served: false },
+  bias_als: { kind: 'rating', baseline: false, served: false },
+  implicit_als: { kind: 'ranking', baseline: false, served: true },
+  torch_ease: { kind: 'ranking', baseline: false, served: true },
+  torch_autorec: { kind: 'rating', baseline: false, served: false },
+} as const satisfies Record<string, { kind: ModelKind; baseline: boolean; served: boolean }>;
 export type FamilyName = keyof typeof MODEL_FAMILIES;
 export const FamilyName = z.enum(Object.keys(MODEL_FAMILIES) as [FamilyName, ...FamilyName[]], {
   error: (issue) => `unknown model family ${JSON.stringify(issue.input)}; known: ${Object.keys(MODEL_FAMILIES).join(', ')}`,
@@ -32,6 +36,9 @@ export const FamilyName = z.enum(Object.keys(MODEL_FAMILIES) as [FamilyName, ...
 
 /** Families the grid search tunes (baselines are fixed and always evaluated). */
 export const SEARCHED_FAMILIES = (Object.keys(MODEL_FAMILIES) as FamilyName[]).filter((f) => !MODEL_FAMILIES[f].baseline);
+/** The ranking families `recommend` can serve. */
+export type ServedFamilyName = { [F in FamilyName]: (typeof MODEL_FAMILIES)[F]['served'] extends true ? F : never }[FamilyName];
+export const SERVED_FAMILIES = (Object.keys(MODEL_FAMILIES) as FamilyName[]).filter((f): f is ServedFamilyName => MODEL_FAMILIES[f].served);
 /** The baselines every evaluation scores beside the families. */
 export const BASELINE_FAMILIES = (Object.keys(MODEL_FAMILIES) as FamilyName[]).filter((f) => MODEL_FAMILIES[f].baseline);
 
