@@ -1,0 +1,56 @@
+"""A CPU-heavy Spark job to run beside something else: refits ALS on synthetic ratings in a
+`local[2]` session until it is killed. Used by `test_beside_load.py` (issue #11: the tests must pass
+while another Spark job competes for the cores).
+
+    .lensflow/venv/bin/python bench/spark_hog.py [--ratings 500000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+from pyspark.ml.recommendation import ALS
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+log = logging.getLogger("bench.spark_hog")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ratings", type=int, default=500_000)
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    spark = (
+        SparkSession.builder.master("local[2]")
+        .appName("lensflow-spark-hog")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.driver.memory", "2g")
+        .getOrCreate()
+    )
+    ratings = (
+        spark.range(args.ratings)
+        .select(
+            (F.hash("id") % 20_000).cast("int").alias("user"),
+            (F.abs(F.hash(F.col("id") * 7)) % 5_000).cast("int").alias("item"),
+            (F.abs(F.hash(F.col("id") * 13)) % 5 + 1).cast("float").alias("rating"),
+        )
+        .withColumn("user", F.abs("user"))
+        .cache()
+    )
+    ratings.count()
+    fits = 0
+    while True:
+        start = time.monotonic()
+        model = ALS(rank=20, maxIter=10, regParam=0.1, seed=fits).fit(ratings)
+        model.userFactors.count()  # forces the fit's last stage
+        fits += 1
+        log.info("spark_hog: fit %d in %.1f s", fits, time.monotonic() - start)
+
+
+if __name__ == "__main__":
+    main()

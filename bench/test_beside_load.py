@@ -1,0 +1,129 @@
+"""Issue #11: `make test` several times in a row on this clone while another Spark job keeps the
+cores busy. Records each run's outcome, seconds, suite times and the load average beside it in
+bench/results/test-beside-load.json and .md.
+
+    python3 bench/test_beside_load.py [--runs 3]   # in a clean clone with ../shared beside it
+
+`make build` installs what is missing first; then `bench/spark_hog.py` (a `local[2]` ALS refit
+loop at normal priority, a competitor rather than a background job) starts and runs until the last
+`make test` ends. A benchmark of robustness, not of speed: the times say what the load cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from suite_time import parse
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+log = logging.getLogger("bench.test_beside_load")
+
+
+def _sample_load(stop: threading.Event, loads: list[float]) -> None:
+    while not stop.wait(15):
+        loads.append(os.getloadavg()[0])
+
+
+def _markdown(doc: dict) -> str:
+    lines = [
+        "# `make test` beside another Spark job",
+        "",
+        (
+            f"{doc['when']}, commit `{doc['commit']}`, {os.cpu_count()} cores."
+            " Beside every run: `bench/spark_hog.py`"
+            f" (ALS refits in `local[2]`, normal priority; {doc['hog_fits']} fits during the runs)."
+        ),
+        "",
+        "| run | passed | seconds | load avg mean / max | jest s | pytest s |",
+        "|---|---|---:|---|---:|---:|",
+    ]
+    for i, r in enumerate(doc["runs"], 1):
+        s = r["suites_s"]
+        lines.append(
+            f"| {i} | {'yes' if r['passed'] else 'NO'} | {r['seconds']:.0f}"
+            f" | {r['load_mean']:.1f} / {r['load_max']:.1f}"
+            f" | {s.get('jest', '–')} | {s.get('pytest', '–')} |"
+        )
+    failed = [p for r in doc["runs"] for p in r["jest_failed"]]
+    lines += [
+        "",
+        f"All passed: **{all(r['passed'] for r in doc['runs'])}**."
+        + (f" Failed jest files: {failed}." if failed else ""),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", type=int, default=3)
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    subprocess.run(["make", "build"], cwd=ROOT, check=True)
+    logs = ROOT / ".lensflow" / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    with open(logs / "spark-hog.log", "w") as hog_log:
+        hog = subprocess.Popen(
+            [
+                str(ROOT / ".lensflow" / "venv" / "bin" / "python"),
+                str(ROOT / "bench" / "spark_hog.py"),
+            ],
+            stdout=hog_log,
+            stderr=subprocess.STDOUT,
+        )
+    doc = {
+        "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip(),
+        "runs": [],
+    }
+    try:
+        for i in range(args.runs):
+            loads: list[float] = []
+            stop = threading.Event()
+            sampler = threading.Thread(target=_sample_load, args=(stop, loads), daemon=True)
+            sampler.start()
+            start = time.monotonic()
+            out = subprocess.run(["make", "test"], cwd=ROOT, capture_output=True, text=True, check=False)
+            seconds = time.monotonic() - start
+            stop.set()
+            (logs / f"make-test-beside-load-{i + 1}.log").write_text(out.stdout + out.stderr)
+            if hog.poll() is not None:
+                raise SystemExit(f"the Spark hog stopped during run {i + 1}: see {logs / 'spark-hog.log'}")
+            run = parse(out.stdout + out.stderr)
+            run.update(
+                rc=out.returncode,
+                seconds=seconds,
+                passed=out.returncode == 0 and run["passed"],
+            )
+            run.update(
+                load_mean=sum(loads) / max(len(loads), 1),
+                load_max=max(loads, default=0.0),
+            )
+            doc["runs"].append(run)
+            log.info("run %d: %s in %.0f s", i + 1, "passed" if run["passed"] else "FAILED", seconds)
+    finally:
+        hog.terminate()
+        hog.wait()
+    doc["hog_fits"] = (logs / "spark-hog.log").read_text().count("spark_hog: fit ")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "test-beside-load.json").write_text(json.dumps(doc, indent=2) + "\n")
+    (RESULTS / "test-beside-load.md").write_text(_markdown(doc))
+    raise SystemExit(0 if all(r["passed"] for r in doc["runs"]) else 1)
+
+
+if __name__ == "__main__":
+    main()
