@@ -5,6 +5,7 @@ sees one)."""
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,9 +16,21 @@ from . import columns as C
 
 
 def write_training_ratings(ratings: DataFrame, work_dir: str) -> tuple[str, str]:
-    """Writes `ratings` as Parquet to `<work_dir>/train`; returns (that path, `<work_dir>/model`)."""
+    """Writes `ratings` as one Parquet file under `<work_dir>/train`; returns (that folder,
+    `<work_dir>/model`).
+
+    The driver writes it: `work_dir` is on the driver's disk, where local-mode training reads it.
+    A Spark write would leave each executor's part files on that executor's host on a multi-host
+    cluster. The fold is collected as Arrow (12 bytes a rating), no more than training loads.
+    """
+    import pyarrow.parquet as pq
+
     train_path = os.path.join(work_dir, "train")
-    ratings.select(C.USER_ID, C.MOVIE_ID, C.RATING).write.mode("overwrite").parquet(train_path)
+    shutil.rmtree(train_path, ignore_errors=True)
+    os.makedirs(train_path)
+    pq.write_table(
+        ratings.select(C.USER_ID, C.MOVIE_ID, C.RATING).toArrow(), os.path.join(train_path, "ratings.parquet")
+    )
     return train_path, os.path.join(work_dir, "model")
 
 
