@@ -2,7 +2,7 @@
 `local[2]` session until it is killed. Used by `test_beside_load.py` (issue #11: the tests must pass
 while another Spark job competes for the cores).
 
-    .lensflow/venv/bin/python bench/spark_hog.py [--ratings 500000]
+    PYTHONPATH=spark .lensflow/venv/bin/python bench/spark_hog.py [--ratings 500000]
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import logging
 import time
 
 from pyspark.ml.recommendation import ALS
-from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
+
+from lensflow_spark.session import local_session
 
 log = logging.getLogger("bench.spark_hog")
 
@@ -23,14 +24,8 @@ def main() -> None:
     p.add_argument("--ratings", type=int, default=500_000)
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    spark = (
-        SparkSession.builder.master("local[2]")
-        .appName("lensflow-spark-hog")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.driver.memory", "2g")
-        .getOrCreate()
+    spark = local_session(
+        "lensflow-spark-hog", 2, driver_memory="2g", extra={"spark.ui.showConsoleProgress": "false"}
     )
     ratings = (
         spark.range(args.ratings)

@@ -55,8 +55,9 @@ def parse(text: str) -> dict:
     }
 
 
-def run_make_test(log_path: Path) -> tuple[str, float, list[float]]:
-    """Runs `make test`, teeing its output to `log_path`; returns the log, seconds and 1-min loads."""
+def run_make_test(log_path: Path) -> tuple[str, float, list[float], int]:
+    """Runs `make test`, teeing its output to `log_path`; returns the log, seconds, 1-min loads and
+    the exit code."""
     loads: list[float] = []
     done = threading.Event()
 
@@ -72,7 +73,7 @@ def run_make_test(log_path: Path) -> tuple[str, float, list[float]]:
     seconds = time.monotonic() - t0
     done.set()
     log.info("make test exited %d after %.0f s", proc.returncode, seconds)
-    return log_path.read_text(), seconds, loads
+    return log_path.read_text(), seconds, loads, proc.returncode
 
 
 def markdown(doc: dict) -> str:
@@ -113,7 +114,7 @@ def main() -> None:
     if args.log:
         text, seconds, loads = args.log.read_text(), None, []
     else:
-        text, seconds, loads = run_make_test(ROOT / ".lensflow" / "logs" / "make-test.log")
+        text, seconds, loads, _ = run_make_test(ROOT / ".lensflow" / "logs" / "make-test.log")
     after = {"total_s": round(seconds) if seconds is not None else None, **parse(text)}
     doc = {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

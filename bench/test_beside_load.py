@@ -16,21 +16,14 @@ import json
 import logging
 import os
 import subprocess
-import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from suite_time import parse
+from suite_time import parse, run_make_test
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 log = logging.getLogger("bench.test_beside_load")
-
-
-def _sample_load(stop: threading.Event, loads: list[float]) -> None:
-    while not stop.wait(15):
-        loads.append(os.getloadavg()[0])
 
 
 def _markdown(doc: dict) -> str:
@@ -78,6 +71,7 @@ def main() -> None:
             ],
             stdout=hog_log,
             stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(ROOT / "spark")},
         )
     doc = {
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -92,27 +86,12 @@ def main() -> None:
     }
     try:
         for i in range(args.runs):
-            loads: list[float] = []
-            stop = threading.Event()
-            sampler = threading.Thread(target=_sample_load, args=(stop, loads), daemon=True)
-            sampler.start()
-            start = time.monotonic()
-            out = subprocess.run(["make", "test"], cwd=ROOT, capture_output=True, text=True, check=False)
-            seconds = time.monotonic() - start
-            stop.set()
-            (logs / f"make-test-beside-load-{i + 1}.log").write_text(out.stdout + out.stderr)
+            text, seconds, loads, rc = run_make_test(logs / f"make-test-beside-load-{i + 1}.log")
             if hog.poll() is not None:
                 raise SystemExit(f"the Spark hog stopped during run {i + 1}: see {logs / 'spark-hog.log'}")
-            run = parse(out.stdout + out.stderr)
-            run.update(
-                rc=out.returncode,
-                seconds=seconds,
-                passed=out.returncode == 0 and run["passed"],
-            )
-            run.update(
-                load_mean=sum(loads) / max(len(loads), 1),
-                load_max=max(loads, default=0.0),
-            )
+            run = parse(text)
+            run.update(rc=rc, seconds=seconds, passed=rc == 0 and run["passed"])
+            run.update(load_mean=sum(loads) / max(len(loads), 1), load_max=max(loads, default=0.0))
             doc["runs"].append(run)
             log.info("run %d: %s in %.0f s", i + 1, "passed" if run["passed"] else "FAILED", seconds)
     finally:
