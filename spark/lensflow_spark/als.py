@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from pyspark.ml.evaluation import RegressionEvaluator
 from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from . import columns as C
+from . import metrics as M
 from . import topn
 from .splits import Fold
 
@@ -31,7 +31,7 @@ POPULARITY = "popularity"
 SOURCE_ALS = "als"
 SOURCE_POPULARITY = "popularity"
 COLD_START_STRATEGIES = ("drop", "nan")
-ERROR_METRICS = ("rmse", "mae")
+ERROR_METRICS = M.RATING_METRICS
 
 
 def _is_int(value: Any) -> bool:
@@ -209,12 +209,9 @@ def _evaluate_fold(spark: SparkSession, fold: Fold, config: ALSConfig, runtime: 
         n_predicted = predictions.count()
         if n_predicted == 0:
             raise ValueError(f"fold {fold.fold_id}: no test rating has both its user and its movie in train")
-        errors = {
-            name: RegressionEvaluator(metricName=name, labelCol=C.RATING, predictionCol=PREDICTION).evaluate(
-                predictions
-            )
-            for name in ERROR_METRICS
-        }
+        # The project's own metrics, not RegressionEvaluator: its sums merge in task-completion
+        # order, so a rerun of the same fold could differ in the last bits.
+        errors = M.rating_metrics(predictions)
     finally:
         predictions.unpersist()
     return {"fold": fold.fold_id, **errors, "n_test": fold.test.count(), "n_predicted": n_predicted}

@@ -27,6 +27,7 @@ from pyspark.sql import functions as F
 
 from . import columns as C
 from . import storage, topn
+from .exact import exact_sum
 from .metrics import PREDICTION, SCORE
 
 USER_BIAS = "user_bias"
@@ -304,7 +305,7 @@ class UserItemBias:
 
 def _damped_mean(rows: DataFrame, by: str, damping: float, name: str) -> DataFrame:
     """(by, name): sum(_residual) / (damping + count) per `by` value."""
-    shrunk = F.sum("_residual") / (F.count(F.lit(1)) + F.lit(float(damping)))
+    shrunk = (exact_sum("_residual") / (F.count(F.lit(1)) + F.lit(float(damping)))).cast("double")
     return rows.groupBy(by).agg(shrunk.alias(name))
 
 

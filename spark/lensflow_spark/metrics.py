@@ -15,12 +15,14 @@ A defined metric with nothing found is 0.0.
 
 from __future__ import annotations
 
+import decimal
 import math
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from . import columns as C
+from .exact import exact_avg, exact_sum
 
 PREDICTION, SCORE, RANK = C.PREDICTION, C.SCORE, C.RANK
 
@@ -73,7 +75,7 @@ def rating_metrics(
     err = pred.cast("double") - label.cast("double")
     row = (
         predictions.where(_is_number(label) & _is_number(pred))
-        .agg(F.sqrt(F.avg(err * err)).alias("rmse"), F.avg(F.abs(err)).alias("mae"))
+        .agg(F.sqrt(exact_avg(err * err)).alias("rmse"), exact_avg(F.abs(err)).alias("mae"))
         .first()
     )
     return {name: _float_or_none(row[name]) for name in RATING_METRICS}
@@ -259,7 +261,7 @@ def ranking_metrics(
     is no such user (empty held-out set); a user with no hit, or no list at all, counts as 0.0.
     """
     per_user = ranking_metrics_by_user(recommendations, held_out, k, threshold=threshold)
-    row = per_user.agg(*(F.avg(name).alias(name) for name in RANKING_METRICS)).first()
+    row = per_user.agg(*(exact_avg(name).alias(name) for name in RANKING_METRICS)).first()
     return {name: _float_or_none(row[name]) for name in RANKING_METRICS}
 
 
@@ -367,20 +369,29 @@ def explained_rating_metrics(
     _require_columns(predictions, "predictions", label_col, prediction_col)
     label, pred = F.col(label_col).cast("double"), F.col(prediction_col).cast("double")
     err = label - pred
+    # Variances from exact sums of powers, not Spark's var_pop (whose merge of partial moments
+    # depends on the order partitions arrive in).
     row = (
         predictions.where(_is_number(label) & _is_number(pred))
         .agg(
-            F.sum(err * err).alias("sse"),
-            F.var_pop(label).alias("var_r"),
-            F.var_pop(err).alias("var_e"),
             F.count(F.lit(1)).alias("n"),
+            exact_sum(label).alias("r"),
+            exact_sum(label * label).alias("rr"),
+            exact_sum(err).alias("e"),
+            exact_sum(err * err).alias("ee"),
         )
         .first()
     )
-    if not row["n"] or not row["var_r"]:
+    if not row["n"]:
         return {"r2": None, "explained_variance": None}
-    sst = row["var_r"] * row["n"]
-    return {"r2": 1.0 - row["sse"] / sst, "explained_variance": 1.0 - row["var_e"] / row["var_r"]}
+    with decimal.localcontext() as exact:
+        exact.prec = 100
+        n = decimal.Decimal(row["n"])
+        sst = row["rr"] - row["r"] * row["r"] / n  # n * Var(r)
+        sse_centred = row["ee"] - row["e"] * row["e"] / n  # n * Var(e)
+        if not sst:
+            return {"r2": None, "explained_variance": None}
+        return {"r2": float(1 - row["ee"] / sst), "explained_variance": float(1 - sse_centred / sst)}
 
 
 def full_list_metrics(
@@ -405,14 +416,14 @@ def full_list_metrics(
         .join(labels, [C.USER_ID, C.MOVIE_ID])
         .withColumn("_j", F.row_number().over(Window.partitionBy(C.USER_ID).orderBy(RANK)))
         .groupBy(C.USER_ID)
-        .agg(F.collect_list(F.struct("_j", RANK)).alias("_hits"))
+        .agg(F.array_sort(F.collect_list(F.struct("_j", RANK))).alias("_hits"))
     )
     per_user = n_relevant.join(hits, C.USER_ID, "left").select(
         F.col("_n"), F.coalesce(F.col("_hits"), F.array().cast("array<struct<_j:int,rank:int>>")).alias("_h")
     )
     ap = F.aggregate("_h", F.lit(0.0), lambda acc, h: acc + h["_j"] / h[RANK]) / F.col("_n")
     within_r = F.size(F.filter("_h", lambda h: h[RANK] <= F.col("_n"))) / F.col("_n")
-    row = per_user.agg(F.avg(ap).alias("map"), F.avg(within_r).alias("r_precision")).first()
+    row = per_user.agg(exact_avg(ap).alias("map"), exact_avg(within_r).alias("r_precision")).first()
     return {"map": _float_or_none(row["map"]), "r_precision": _float_or_none(row["r_precision"])}
 
 
@@ -431,7 +442,7 @@ def distributional_coverage(recommendations: DataFrame, k: int) -> float | None:
     total = F.sum("_c").over(Window.partitionBy())
     row = (
         counts.select((F.col("_c") / total).alias("_p"))
-        .agg(F.sum(-F.col("_p") * F.log2("_p")).alias("h"))
+        .agg(exact_sum(-F.col("_p") * F.log2("_p")).alias("h"))
         .first()
     )
     return _float_or_none(row["h"])
@@ -468,9 +479,9 @@ def novelty(
         recommendations.where(F.col(RANK) <= k)
         .join(info, C.MOVIE_ID)
         .groupBy(C.USER_ID)
-        .agg(F.avg("_information").alias("_n"))
+        .agg(exact_avg("_information").alias("_n"))
     )
-    return _float_or_none(per_user.agg(F.avg("_n")).first()[0])
+    return _float_or_none(per_user.agg(exact_avg("_n")).first()[0])
 
 
 def _cosine(a: Column, b: Column) -> Column:
@@ -499,8 +510,8 @@ def intra_list_diversity(recommendations: DataFrame, item_features: DataFrame, k
         & (F.col(f"a.{C.MOVIE_ID}") < F.col(f"b.{C.MOVIE_ID}")),
     )
     cos = F.coalesce(F.nanvl(_cosine(F.col("a._f"), F.col("b._f")), F.lit(0.0)), F.lit(0.0))
-    per_user = pairs.groupBy(F.col(f"a.{C.USER_ID}").alias(C.USER_ID)).agg(F.avg(1.0 - cos).alias("_d"))
-    return _float_or_none(per_user.agg(F.avg("_d")).first()[0])
+    per_user = pairs.groupBy(F.col(f"a.{C.USER_ID}").alias(C.USER_ID)).agg(exact_avg(1.0 - cos).alias("_d"))
+    return _float_or_none(per_user.agg(exact_avg("_d")).first()[0])
 
 
 def serendipity(
@@ -531,12 +542,12 @@ def serendipity(
     unexpected = (
         listed.join(history, C.USER_ID)
         .groupBy(C.USER_ID, C.MOVIE_ID)
-        .agg((1.0 - F.avg(cos)).alias("_unexpected"))
+        .agg((1.0 - exact_avg(cos)).alias("_unexpected"))
     )
     relevant = relevant_items(held_out, threshold).withColumn("_rel", F.lit(1.0))
     per_user = (
         unexpected.join(relevant, [C.USER_ID, C.MOVIE_ID], "left")
         .groupBy(C.USER_ID)
-        .agg(F.avg(F.col("_unexpected") * F.coalesce(F.col("_rel"), F.lit(0.0))).alias("_s"))
+        .agg(exact_avg(F.col("_unexpected") * F.coalesce(F.col("_rel"), F.lit(0.0))).alias("_s"))
     )
-    return _float_or_none(per_user.agg(F.avg("_s")).first()[0])
+    return _float_or_none(per_user.agg(exact_avg("_s")).first()[0])
