@@ -10,6 +10,11 @@ from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
 from .cluster import is_cluster, ship_package
+from .contracts import shared_fact
+
+SETTINGS = shared_fact("spark-settings")
+"""The settings both local paths apply (`src/contracts/sparkSettings.ts`; `localSparkConf` adds them
+to a local spark-submit): 127.0.0.1 binding, the S3A magic committer, path-style S3 addressing."""
 
 SPARK_MASTER_ENV = "LENSFLOW_SPARK_MASTER"
 """The one setting naming the Spark master: unset or `local[...]` runs in-process; `spark://host:port`
@@ -17,7 +22,7 @@ targets a standalone cluster (`make cluster-up`), `yarn` a YARN cluster. The Typ
 the same variable (settings.ts) for spark-submit."""
 
 
-ALS_BLOCKS_CONF = "spark.lensflow.alsBlocks"
+ALS_BLOCKS_CONF: str = SETTINGS["alsBlocksConf"]
 """User and movie blocks of every ALS fit a job makes (`ALSRuntime.num_blocks`); unset: Spark's 10.
 Local Spark sets it to its cores (`local_session`, and `localSparkConf` for a local spark-submit, so
 both local paths fit the same models): on 2 cores 10 blocks are 10 tiny tasks per step where 2 do."""
@@ -56,9 +61,7 @@ def local_session(
     builder = (
         SparkSession.builder.master(spark_master(cores))
         .appName(app_name)
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.ui.enabled", "false")
+        .config(map=SETTINGS["local"])
         .config("spark.sql.shuffle.partitions", str(cores * 2))
         .config("spark.default.parallelism", str(cores * 2))
         .config("spark.sql.session.timeZone", "UTC")
@@ -75,29 +78,18 @@ def local_session(
     if jars:
         classpath = os.path.join(jars, "*")
         # Executors of a cluster on this machine read the same folder; in local mode this is a no-op.
-        builder = builder.config("spark.driver.extraClassPath", classpath).config(
-            "spark.executor.extraClassPath", classpath
+        builder = (
+            builder.config("spark.driver.extraClassPath", classpath)
+            .config("spark.executor.extraClassPath", classpath)
+            .config(map=SETTINGS["committer"])
         )
     endpoint = os.environ.get("LENSFLOW_S3_ENDPOINT")
     if endpoint:
         builder = (
             builder.config("spark.hadoop.fs.s3a.endpoint", endpoint)
             .config("spark.hadoop.fs.s3a.endpoint.region", os.environ.get("AWS_REGION", "us-east-1"))
-            .config("spark.hadoop.fs.s3a.path.style.access", "true")
             .config("spark.hadoop.fs.s3a.connection.ssl.enabled", str(endpoint.startswith("https:")).lower())
-            .config("spark.hadoop.fs.s3a.committer.name", "magic")
-            .config(
-                "spark.hadoop.mapreduce.outputcommitter.factory.scheme.s3a",
-                "org.apache.hadoop.fs.s3a.commit.S3ACommitterFactory",
-            )
-            .config(
-                "spark.sql.sources.commitProtocolClass",
-                "org.apache.spark.internal.io.cloud.PathOutputCommitProtocol",
-            )
-            .config(
-                "spark.sql.parquet.output.committer.class",
-                "org.apache.spark.internal.io.cloud.BindingParquetOutputCommitter",
-            )
+            .config(map=SETTINGS["s3Endpoint"])
         )
     spark = builder.getOrCreate()
     if is_cluster(spark.sparkContext.master):

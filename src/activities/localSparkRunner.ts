@@ -9,6 +9,7 @@ import { mkdir } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
+import { SPARK_SETTINGS } from '../contracts/sparkSettings';
 import type { SparkStep } from '../contracts/sparkStep';
 import type { Settings } from '../settings';
 import type { SparkStepRunner, StepContext } from './sparkRunner';
@@ -17,36 +18,27 @@ const OUTPUT_TAIL_BYTES = 8_000;
 const KILL_GRACE_MS = 3_000;
 const HEARTBEAT_MS = 2_000;
 
-/** Hadoop/Spark settings for s3a against the configured endpoint and the S3A magic committer. */
+/** Hadoop/Spark settings for s3a against the configured endpoint and the S3A magic committer (`SPARK_SETTINGS`). */
 export function localSparkConf(settings: Settings): string[] {
   const { spark, s3 } = settings;
   if (!spark.jarsDir) throw new Error('LENSFLOW_SPARK_JARS is not set: run `make setup` and start the worker with `make up`');
   const conf: Record<string, string> = {
+    ...SPARK_SETTINGS.local,
     'spark.driver.extraClassPath': join(spark.jarsDir, '*'),
     'spark.executor.extraClassPath': join(spark.jarsDir, '*'),
-    'spark.driver.host': '127.0.0.1',
-    'spark.driver.bindAddress': '127.0.0.1',
-    'spark.ui.enabled': 'false',
     // Keep the step log (and the output tail a failure quotes) to warnings and the job's own lines.
     'spark.log.level': 'WARN',
     // Spark's default of 200 shuffle partitions means 200 tiny Parquet parts per table on a laptop.
     'spark.sql.shuffle.partitions': String(spark.shufflePartitions),
     'spark.default.parallelism': String(spark.shufflePartitions),
     'spark.hadoop.fs.s3a.endpoint.region': s3.region,
-    // The magic committer: tasks write straight to their final keys as pending multipart uploads
-    // that the job commit completes, so nothing half-written is ever visible.
-    'spark.hadoop.fs.s3a.committer.name': 'magic',
-    'spark.hadoop.mapreduce.outputcommitter.factory.scheme.s3a': 'org.apache.hadoop.fs.s3a.commit.S3ACommitterFactory',
-    'spark.sql.sources.commitProtocolClass': 'org.apache.spark.internal.io.cloud.PathOutputCommitProtocol',
-    'spark.sql.parquet.output.committer.class': 'org.apache.spark.internal.io.cloud.BindingParquetOutputCommitter',
+    ...SPARK_SETTINGS.committer,
   };
-  // ALS blocks = local cores, as the warm engine's session has them (ALS_BLOCKS_CONF in session.py):
-  // both local paths then fit the same seeded models.
   const local = /^local\[(\d+|\*)/.exec(spark.master);
-  if (local) conf['spark.lensflow.alsBlocks'] = local[1] === '*' ? String(cpus().length) : local[1]!;
+  if (local) conf[SPARK_SETTINGS.alsBlocksConf] = local[1] === '*' ? String(cpus().length) : local[1]!;
   if (s3.endpoint) {
+    Object.assign(conf, SPARK_SETTINGS.s3Endpoint);
     conf['spark.hadoop.fs.s3a.endpoint'] = s3.endpoint;
-    conf['spark.hadoop.fs.s3a.path.style.access'] = 'true';
     conf['spark.hadoop.fs.s3a.connection.ssl.enabled'] = String(s3.endpoint.startsWith('https:'));
   }
   return Object.entries(conf).flatMap(([k, v]) => ['--conf', `${k}=${v}`]);

@@ -6,6 +6,7 @@ import { BEST_POINT_RULE } from './bestPoint';
 import { MODELS_FACT } from './models';
 import { RECOMMENDATION_SHARDS } from './recommendations';
 import { CANDIDATE_DELIMITERS, RELEASE_FORMATS } from './releaseFormats';
+import { SPARK_SETTINGS } from './sparkSettings';
 
 export const SHARED_FACTS: Record<string, unknown> = {
   'release-formats.json': RELEASE_FORMATS,
@@ -13,4 +14,5 @@ export const SHARED_FACTS: Record<string, unknown> = {
   'best-point-rule.json': BEST_POINT_RULE,
   'models.json': MODELS_FACT,
   'recommendation-shards.json': RECOMMENDATION_SHARDS,
+  'spark-settings.json': SPARK_SETTINGS,
 };
