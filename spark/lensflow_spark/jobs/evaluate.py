@@ -101,6 +101,7 @@ def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
             recs = model.recommend_for_users(users, k, exclude=rated).cache()
             per_fold[name].append(_judge(model.transform(test), recs, *judged))
             recs.unpersist()
+            model.unpersist()
         for shared in (train, test, users, rated, information):
             shared.unpersist()
     models = {
