@@ -4,7 +4,7 @@
     cd spark && PYTHONPATH=. ../.lensflow/venv/bin/python ../bench/scale.py --out ../bench/results
 
 Each size is one `lensflow run --dataset ml-25m --source synthetic:<n>` with one grid point
-(`--grid`; when the config grows per-family grids, pass one point per family there) and
+(`--grid`) and implicit ALS at the same rank and maxIter (`--families`: the model `recommend` serves) and
 `--max-concurrent 1`, so every Spark job has the engine to itself and its wall time is its own.
 Per job (from the run's Temporal history: activity started -> completed) it records wall time,
 peak RSS of the warm engine (its JVM, the Python driver, the Python UDF workers) and peak JVM heap
@@ -38,6 +38,9 @@ REPO = Path(__file__).resolve().parents[1]
 STATE = REPO / ".lensflow"
 SIZES = (1_000_000, 5_000_000, 25_000_000)
 POINT = {"rank": [10], "regParam": [0.1], "maxIter": [5]}
+SERVED = {"implicit_als": {"rank": [10], "reg_param": [0.1], "max_iter": [5], "alpha": [1.0]}}
+"""`--families` default: `recommend` serves implicit ALS at train_final's rank and maxIter, so the
+recommend / train_final ratio compares the same fit (unsearched, it served rank 32 / maxIter 10)."""
 SPLIT = {"kind": "random", "testFraction": 0.2, "cvFolds": 2, "seed": 7}
 BIG = 25_000_000
 BIG_FREE_GIB = 12
@@ -249,10 +252,13 @@ async def job_times(address: str, workflow_id: str) -> list[dict[str, Any]]:
     return jobs
 
 
-def run_size(ratings: int, grid: dict[str, Any], prefix: str, deadline_s: float | None) -> dict[str, Any]:
+def run_size(
+    ratings: int, grid: dict[str, Any], families: dict[str, Any], prefix: str, deadline_s: float | None
+) -> dict[str, Any]:
     run_id = f"scale-{ratings // 1000}k-{uuid.uuid4().hex[:6]}"
     cmd = ["node", str(REPO / "dist" / "cli" / "main.js"), "run", "--dataset", "ml-25m",
            "--source", f"synthetic:{ratings}", "--run-id", run_id, "--grid", json.dumps(grid),
+           "--families", json.dumps(families),
            "--split", json.dumps(SPLIT), "--max-concurrent", "1", "--prefix", prefix, "--no-register",
            "--json"]  # fmt: skip
     with Sampler(pid_of("spark-worker")) as sampler:
@@ -314,7 +320,10 @@ def write(out: Path, doc: dict[str, Any]) -> None:
     lines = [
         "# Scale: the whole pipeline on synthetic ml-25m-format releases",
         "",
-        f"One grid point {json.dumps(doc['grid'])}, split {json.dumps(SPLIT)}, `--max-concurrent 1`, "
+        f"One grid point {json.dumps(doc['grid'])}, families {json.dumps(doc.get('families', {}))} "
+        "(the one searched family is what `recommend` serves, so recommend fits the same rank and "
+        "maxIter as train_final), "
+        f"split {json.dumps(SPLIT)}, `--max-concurrent 1`, "
         f"warm local engine ({doc['machine']['cpus']} cores, engine nice 10, shared machine). "
         "Times are wall seconds from the run's Temporal history; RSS is the warm engine's process group "
         "(JVM + Python driver + Python UDF workers), heap is JVM heap used (`jstat`).",
@@ -426,6 +435,9 @@ def main() -> None:
         "--grid", default=json.dumps(POINT), help="the one point (per family), as `lensflow run --grid`"
     )
     p.add_argument(
+        "--families", default=json.dumps(SERVED), help="one point per family, as `lensflow run --families`"
+    )
+    p.add_argument(
         "--deadline-minutes", type=float, help="stop a size's run after this long (record its jobs)"
     )
     p.add_argument("--wait-minutes", type=float, default=20, help="how long to wait for memory before 25M")
@@ -437,6 +449,7 @@ def main() -> None:
     doc = json.loads(out_json.read_text()) if out_json.exists() else {"runs": []}
     doc.update(
         grid=json.loads(args.grid),
+        families=json.loads(args.families),
         split=SPLIT,
         machine={
             "cpus": os.cpu_count(),
@@ -459,7 +472,10 @@ def main() -> None:
                 continue
         log.info(f"scale: {ratings:,} ratings ...")
         deadline = args.deadline_minutes * 60 if args.deadline_minutes else None
-        doc["runs"].append(run_size(ratings, json.loads(args.grid), prefix, deadline))
+        families = json.loads(args.families)
+        doc["runs"].append(
+            {**run_size(ratings, json.loads(args.grid), families, prefix, deadline), "families": families}
+        )
         doc["runs"].sort(key=lambda r: r["ratings"])
         write(args.out, doc)
         log.info(json.dumps({k: v for k, v in doc["runs"][-1].items() if k != "jobs"}))

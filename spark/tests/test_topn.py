@@ -184,3 +184,34 @@ def test_block_top_k_equals_a_full_sort_when_scores_tie_often():
             best = ok[np.lexsort((ok, -row[ok]))][:k]
             expected += [(r, int(c), j + 1) for j, c in enumerate(best)]
         assert list(zip(rows.tolist(), cols.tolist(), rank.tolist(), strict=True)) == expected
+
+
+def test_separable_lists_equal_whole_catalogue_scoring_with_rounding_ties(spark):
+    """separable_top_k walks one global order of v; where rounding makes distinct v tie at a user's
+    k-th score, or scores are not finite, it must still list exactly what scoring every movie lists."""
+    rng = np.random.default_rng(11)
+    m = 40
+    ids = np.sort(rng.choice(np.arange(1, 500), size=m, replace=False))
+    # Levels of v: exact repeats (ties by movie_id), and values 1e-17 apart that u = 3.5 rounds alike.
+    offsets = rng.choice([0.0, 0.25, 0.1, 0.1 + 1e-17, 0.1 + 2e-17, -1.0, np.inf], size=m)
+    candidate = rng.random(m) > 0.15
+    items = topn.ItemMatrix(ids, np.zeros((m, 0)), offsets, candidate)
+    rows = []
+    for user in range(60):
+        u = float(rng.choice([3.5, 0.0, -2.0, 1e300, np.nan]) if user % 7 else 3.5)
+        rated = rng.choice(ids, size=int(rng.integers(0, m)), replace=False).tolist() + [10**6]
+        rows.append((user, u, rated if user % 5 else None))
+    users = spark.createDataFrame(rows, "user_id int, offset double, _rated array<int>")
+    for k in (1, 4, 15, m + 5):
+        separable = topn.separable_top_k(users, items, k)
+        whole = topn._score_blocks(
+            users.withColumn(topn.FEATURES, F.array().cast("array<double>")),
+            items.ids,
+            items.candidate,
+            items,
+            topn._factor_score,
+            k,
+        ).drop(topn.BECAUSE)
+        got = sorted(tuple(r) for r in separable.collect())
+        want = sorted(tuple(r) for r in whole.collect())
+        assert got == want and len(want) > 0, f"k={k}"

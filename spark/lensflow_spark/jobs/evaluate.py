@@ -87,7 +87,7 @@ def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
         for name, point in chosen.items():
             fam = family(name)
             model = fam.estimator(point, fit).fit(train)
-            recs = model.recommend_for_users(users, k, exclude=train).cache()
+            recs = model.recommend_for_users(users, k, exclude=rated).cache()
             predictions = model.transform(pairs) if fam.kind == RATING else None
             per_fold[name].append(_judge(predictions, recs, *judged))
             recs.unpersist()
@@ -101,6 +101,7 @@ def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
             recs = model.recommend_for_users(users, k, exclude=rated).cache()
             per_fold[name].append(_judge(model.transform(test), recs, *judged))
             recs.unpersist()
+            model.unpersist()
         for shared in (train, test, users, rated, information):
             shared.unpersist()
     models = {
