@@ -57,18 +57,30 @@ test: build
 # Every suite runs even when one before it fails (a lint error must not hide a failing pytest); the
 # summary lists each suite's outcome and the exit code is non-zero when any failed. Under `make
 # test` the suites that need the stack first wait for its start-up and fail if it failed.
+# PYTEST_BESIDE=1 runs pytest beside jest (jest mostly waits on Temporal and the warm engine, pytest
+# has a local Spark of its own), its output kept in a log that is printed after jest's.
 SUITES := typecheck lint jest pytest
+PYTEST_BESIDE ?=
+PYTEST_LOG := .lensflow/logs/make-check-pytest.log
 check:
-	@failed=""; for suite in $(SUITES); do \
-	  if [ -n "$(STACK_STARTING)" ] && [[ $$suite == jest || $$suite == pytest ]]; then \
-	    while [ ! -f $(UP_RC) ]; do sleep 0.5; done; \
-	    if [ -z "$${stack_shown:-}" ]; then cat .lensflow/logs/make-test-up.log; stack_shown=1; fi; \
-	    if [ "$$(cat $(UP_RC))" != 0 ]; then failed="$$failed $$suite"; continue; fi; \
-	  fi; \
-	  start=$$(date +%s); \
-	  $(MAKE) --no-print-directory $$suite || failed="$$failed $$suite"; \
-	  echo "check: $$suite took $$(( $$(date +%s) - start )) s"; \
-	done; \
+	@failed=""; \
+	run_suite() { local start=$$(date +%s) rc=0; $(MAKE) --no-print-directory $$1 || rc=$$?; \
+	  echo "check: $$1 took $$(( $$(date +%s) - start )) s"; return $$rc; }; \
+	for suite in typecheck lint; do run_suite $$suite || failed="$$failed $$suite"; done; \
+	stack=0; if [ -n "$(STACK_STARTING)" ]; then \
+	  while [ ! -f $(UP_RC) ]; do sleep 0.5; done; \
+	  cat .lensflow/logs/make-test-up.log; stack=$$(cat $(UP_RC)); \
+	fi; \
+	if [ "$$stack" != 0 ]; then failed="$$failed jest pytest"; \
+	elif [ -n "$(PYTEST_BESIDE)" ]; then \
+	  mkdir -p $$(dirname $(PYTEST_LOG)); \
+	  { rc=0; run_suite pytest > $(PYTEST_LOG) 2>&1 || rc=$$?; echo $$rc > $(PYTEST_LOG).rc; } & \
+	  run_suite jest || failed="$$failed jest"; \
+	  wait $$!; echo "--- pytest, which ran beside jest ($(PYTEST_LOG)) ---"; cat $(PYTEST_LOG); \
+	  [ "$$(cat $(PYTEST_LOG).rc)" = 0 ] || failed="$$failed pytest"; \
+	else \
+	  for suite in jest pytest; do run_suite $$suite || failed="$$failed $$suite"; done; \
+	fi; \
 	echo "check summary:"; for suite in $(SUITES); do \
 	  case " $$failed " in *" $$suite "*) echo "  $$suite: FAILED";; *) echo "  $$suite: passed";; esac; \
 	done; \

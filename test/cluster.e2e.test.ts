@@ -14,6 +14,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TrainingPipelineResult } from '../src/contracts/pipeline';
+import { runCli } from './helpers/cli';
 import { stackSettings, uniquePrefix } from './helpers/stack';
 import { waitFor } from './helpers/waitFor';
 
@@ -63,18 +64,6 @@ function stopService(proc: ChildProcess | undefined): Promise<void> {
   return new Promise((resolve) => {
     proc.once('exit', () => resolve());
     process.kill(-proc.pid!, 'SIGTERM');
-  });
-}
-
-/** `lensflow <args>` against this suite's task queue. */
-function runCli(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const proc = spawn('node', [join(repo, 'dist', 'cli', 'main.js'), ...args], { cwd: repo, env: { ...process.env, LENSFLOW_TASK_QUEUE: queue } });
-    let stdout = '';
-    let stderr = '';
-    proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    proc.once('close', (status) => resolve({ status, stdout, stderr }));
   });
 }
 
@@ -128,6 +117,7 @@ test('the pipeline runs to Completed on a master and two workers, its tasks on b
   const cli = await runCli(
     ['run', '--dataset', 'ml-25m', '--source', 'synthetic:20000:5', '--run-id', runId, '--grid', JSON.stringify(GRID),
      '--split', JSON.stringify(SPLIT), '--prefix', uniquePrefix('cluster'), '--no-register', '--json'], // prettier-ignore
+    { env: { ...process.env, LENSFLOW_TASK_QUEUE: queue } },
   );
   if (cli.status !== 0) throw new Error(`run failed: ${cli.stderr}\nengine: ${engine!.output().slice(-3000)}`);
   const result = JSON.parse(cli.stdout) as TrainingPipelineResult;

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,9 @@ FAMILY_POINTS = {
     "torch_ease": [{"l2": 50.0}],
 }
 GENRES = ["Action", "Comedy", "Drama", "Horror", "Romance"]
+CONCURRENT_JOBS = 2
+"""Independent jobs at once, as the workflow runs them on the warm engine (`--max-concurrent 2`):
+on tiny data a job mostly waits on Spark's scheduling, which a second job fills."""
 
 
 def _write_dataset(folder: Path, n_users: int = 40, n_movies: int = 30, seed: int = 3) -> int:
@@ -57,7 +61,8 @@ def run_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def chain(spark, run_dir):
     """Runs clean -> split -> als_point, model_point (per family) -> train_final (ALS and the best
-    rating family), evaluate, analysis -> recommend -> report."""
+    rating family), evaluate, analysis -> recommend -> report; the jobs of one arrow's step side by
+    side, as the workflow runs them."""
     raw = run_dir / "raw"
     n_ratings = _write_dataset(raw)
     r = str(run_dir)
@@ -68,20 +73,28 @@ def chain(spark, run_dir):
         results[result_name] = runtime.execute(spark, name, job_input, result_uri)
         assert json.loads(Path(result_uri).read_text()) == results[result_name]
 
+    def beside(*jobs: tuple[str, str, dict]) -> None:
+        """Independent jobs, `CONCURRENT_JOBS` at a time in the one session; the first error raises."""
+        with ThreadPoolExecutor(CONCURRENT_JOBS) as pool:
+            for done in [pool.submit(job, *j) for j in jobs]:
+                done.result()
+
     job("clean", "clean", {"dataset": "ml-latest-small", "raw": str(raw), "output": f"{r}/processed"})
     ratings, movies = results["clean"]["outputs"]["ratings"], results["clean"]["outputs"]["movies"]
     protocol = {"kind": "random", "testFraction": 0.25, "cvFolds": 2, "seed": 5}
     job("split", "split", {"ratings": ratings, "raw": str(raw), "protocol": protocol, "output": f"{r}/folds"})
     folds = results["split"]
     model_opts = {"seed": 1, "checkpoint": f"{r}/checkpoints"}
-    job("als_point", "grid/000", {"folds": folds["cv"], "point": POINT, **model_opts})
     ranking = {"k": 5, "relevanceThreshold": 4.0}
-    for family, points in FAMILY_POINTS.items():
-        for i, point in enumerate(points):
-            job(
-                "model_point", f"families/grid-{family}-{i:03d}",
-                {"family": family, "point": point, "folds": folds["cv"], "ranking": ranking, **model_opts},
-            )  # fmt: skip
+    beside(
+        ("als_point", "grid/000", {"folds": folds["cv"], "point": POINT, **model_opts}),
+        *[
+            ("model_point", f"families/grid-{family}-{i:03d}",
+             {"family": family, "point": point, "folds": folds["cv"], "ranking": ranking, **model_opts})
+            for family, points in FAMILY_POINTS.items()
+            for i, point in enumerate(points)
+        ],
+    )  # fmt: skip
     chosen = {
         family: best_by_objective(
             {"point": r["point"], "objective": r["objective"], "score": r["mean"][r["objective"]]}
@@ -89,24 +102,17 @@ def chain(spark, run_dir):
         )["point"]
         for family, points in FAMILY_POINTS.items()
     }
-    job(
-        "train_final", "train_final-bias_als",
-        {"ratings": ratings, "family": "bias_als", "point": chosen["bias_als"],
-         "model": f"{r}/model-bias_als", **model_opts},
-    )  # fmt: skip
-    job(
-        "train_final",
-        "train_final",
-        {"ratings": ratings, "point": POINT, "model": f"{r}/model", **model_opts},
-    )
-    job(
-        "evaluate", "evaluate",
-        {"folds": folds["evaluation"], "movies": movies, "point": POINT, "families": chosen,
-         "ranking": ranking, **model_opts},
-    )  # fmt: skip
-    job(
-        "analysis", "analysis",
-        {"ratings": ratings, "movies": movies, "output": f"{r}/analysis", "minRatings": 3},
+    beside(
+        ("train_final", "train_final-bias_als",
+         {"ratings": ratings, "family": "bias_als", "point": chosen["bias_als"],
+          "model": f"{r}/model-bias_als", **model_opts}),
+        ("train_final", "train_final",
+         {"ratings": ratings, "point": POINT, "model": f"{r}/model", **model_opts}),
+        ("evaluate", "evaluate",
+         {"folds": folds["evaluation"], "movies": movies, "point": POINT, "families": chosen,
+          "ranking": ranking, **model_opts}),
+        ("analysis", "analysis",
+         {"ratings": ratings, "movies": movies, "output": f"{r}/analysis", "minRatings": 3}),
     )  # fmt: skip
     job(
         "recommend", "recommend",
