@@ -103,6 +103,14 @@ export const EvaluateResult = z
     models: z
       .object({ als: ModelMetrics, global_mean: ModelMetrics, user_item_bias: ModelMetrics, most_popular: ModelMetrics })
       .catchall(ModelMetrics),
+    /**
+     * Where the job's time went, summed over folds: the tables all models share, and per model its
+     * `fit` call and its lists and metrics (`judge`; a baseline's tables fill at its first list).
+     */
+    seconds: z
+      .object({ shared: z.number().nonnegative(), fit: z.record(z.string(), z.number().nonnegative()), judge: z.record(z.string(), z.number().nonnegative()) })
+      .strict()
+      .optional(),
   })
   .strict();
 export type EvaluateResult = z.infer<typeof EvaluateResult>;

@@ -11,6 +11,8 @@ has no rating metrics (null). The result holds the mean over folds of each metri
 from __future__ import annotations
 
 import statistics
+import time
+from collections import defaultdict
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -70,38 +72,49 @@ def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
     k = ranking["k"]
     names = ("als", *chosen, *BASELINES)
     per_fold: dict[str, list[dict]] = {m: [] for m in names}
+    # Where the job's time goes, summed over folds: the tables every model shares, and per model its
+    # fit and its lists and metrics (`judge`). Each part ends in actions, so each timer forces its work.
+    seconds: dict[str, Any] = {"shared": 0.0, "fit": defaultdict(float), "judge": defaultdict(float)}
+    clock = time.monotonic
     for fold in runtime.read_fold_list(spark, job_input["folds"]):
+        started = clock()
         train, test = fold.train.cache(), fold.test.cache()
         # What every model's lists and metrics on this fold share, computed once (not per model):
         # the users to list, their rated movies to exclude, each movie's self-information.
         users = test.select(C.USER_ID).distinct().cache()
         rated = topn.rated_lists(train).cache()
         information = M.self_information(train).cache()
+        for shared in (train, test, users, rated, information):
+            shared.count()
+        seconds["shared"] += clock() - started
         pairs = test.select(C.USER_ID, C.MOVIE_ID, C.RATING)
         judged = (train, test, catalogue, ranking, information)
+        started = clock()
         als = train_final(spark, train, config, als_rt)
+        seconds["fit"]["als"] += clock() - started
+        started = clock()
         als_recs = recommend_for_users(als, users, k, rated, movie_popularity(train)).cache()
         per_fold["als"].append(_judge(als.transform(test), als_recs, *judged))
         als_recs.unpersist()
+        seconds["judge"]["als"] += clock() - started
         fit = fit_runtime(job_input, train) if chosen else None
-        for name, point in chosen.items():
-            fam = family(name)
-            model = fam.estimator(point, fit).fit(train)
+        others = [(n, family(n).estimator(point, fit), family(n).kind) for n, point in chosen.items()]
+        others += [
+            ("global_mean", GlobalMean(), RATING),
+            ("user_item_bias", UserItemBias(), RATING),
+            ("most_popular", MostPopular(), RATING),
+        ]
+        for name, estimator, kind in others:
+            started = clock()
+            model = estimator.fit(train)
+            seconds["fit"][name] += clock() - started
+            started = clock()
             recs = model.recommend_for_users(users, k, exclude=rated).cache()
-            predictions = model.transform(pairs) if fam.kind == RATING else None
+            predictions = model.transform(pairs) if kind == RATING else None
             per_fold[name].append(_judge(predictions, recs, *judged))
             recs.unpersist()
             model.unpersist()
-        for name, estimator in (
-            ("global_mean", GlobalMean()),
-            ("user_item_bias", UserItemBias()),
-            ("most_popular", MostPopular()),
-        ):
-            model = estimator.fit(train)
-            recs = model.recommend_for_users(users, k, exclude=rated).cache()
-            per_fold[name].append(_judge(model.transform(test), recs, *judged))
-            recs.unpersist()
-            model.unpersist()
+            seconds["judge"][name] += clock() - started
         for shared in (train, test, users, rated, information):
             shared.unpersist()
     models = {
@@ -113,6 +126,10 @@ def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
         "ranking": ranking,
         "folds": len(job_input["folds"]),
         "models": models,
+        "seconds": {
+            "shared": round(seconds["shared"], 3),
+            **{part: {m: round(seconds[part][m], 3) for m in names} for part in ("fit", "judge")},
+        },
     }
     if chosen:
         result["families"] = chosen
