@@ -310,6 +310,7 @@ def run_size(
         },
         "jvmMaxHeapGiB": jvm_max_heap_gib(sampler.jvm),
         "peak": sampler.peaks(t0, t0 + total),
+        "evaluateSeconds": result["details"]["evaluation"].get("seconds"),
     }
 
 
@@ -367,6 +368,16 @@ def write(out: Path, doc: dict[str, Any]) -> None:
                 f"\nevaluate / train_final = {by.get('evaluate', 0) / by['train_final']:.2f}, "
                 f"recommend / train_final = {by.get('recommend', 0) / by['train_final']:.2f} (target <= 2)\n"
             )
+        inside = r.get("evaluateSeconds")
+        if inside:
+            lines += [
+                f"Inside evaluate (summed over folds): shared fold tables {inside['shared']:.1f} s.",
+                "",
+                "| model | fit s | lists and metrics s |",
+                "|---|---|---|",
+                *(f"| {m} | {inside['fit'][m]:.1f} | {inside['judge'][m]:.1f} |" for m in inside["fit"]),
+                "",
+            ]
     lines += [
         "## ALS per iteration against the FLOP floor",
         "",
