@@ -43,7 +43,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.worker import Worker
 
 from . import tables
-from .contracts import ContractError, validate_result
+from .contracts import ContractError, shared_fact, validate_result
 from .jobs import runtime
 from .session import local_session
 from .storage import exists, read_json
@@ -76,11 +76,10 @@ def _map_strings(doc: Any, fn) -> Any:
 
 
 def result_uri_of(request: dict[str, Any]) -> str:
-    """`<runUri>results/<resultName>.json`: the run layout of `runLayout` in contracts/pipeline.ts."""
-    return (
-        f"s3a://{request['bucket']}/{request['prefix']}/runs/{request['runId']}"
-        f"/results/{request['resultName']}.json"
-    )
+    """Where a job's result goes: `runLayout(...).resultUri` of contracts/pipeline.ts, as `s3a://`."""
+    layout = shared_fact("run-layout")
+    run = layout["run"].format(prefix=request["prefix"], runId=request["runId"])
+    return f"s3a://{request['bucket']}/{run}" + layout["result"].format(resultName=request["resultName"])
 
 
 def spark_progress(spark: SparkSession, tag: str) -> dict[str, Any]:

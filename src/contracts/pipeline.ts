@@ -123,9 +123,20 @@ export interface PipelineProgress {
   cancelRequested: string | null;
 }
 
+/**
+ * Where a run lives in its bucket and where a job's result goes in it, the part of the layout the
+ * Python worker also writes to (`run-layout.json`, read by `worker.result_uri_of`).
+ */
+export const RUN_LAYOUT = { run: '{prefix}/runs/{runId}/', result: 'results/{resultName}.json' } as const;
+
+/** A `RUN_LAYOUT` template with its `{name}` fields filled in (Python's `str.format` reads the same). */
+function fill(template: string, values: Record<string, string>): string {
+  return template.replace(/\{(\w+)\}/g, (_, name: string) => values[name]!);
+}
+
 /** S3 layout of one run, derived from the input in one place. */
 export function runLayout(bucket: string, prefix: string, runId: string) {
-  const runUri = `s3://${bucket}/${prefix}/runs/${runId}/`;
+  const runUri = `s3://${bucket}/${fill(RUN_LAYOUT.run, { prefix, runId })}`;
   return {
     runUri,
     /** The input the run id was claimed for (`claimRunId`), written before any stage output. */
@@ -140,7 +151,7 @@ export function runLayout(bucket: string, prefix: string, runId: string) {
     gridResultsUri: `${runUri}results/grid/`,
     /** One `model_point` result per family point: `results/families/<activity id>.json` (the id names the family). */
     familyResultsUri: `${runUri}results/families/`,
-    resultUri: (job: string) => `${runUri}results/${job}.json`,
+    resultUri: (job: string) => `${runUri}${fill(RUN_LAYOUT.result, { resultName: job })}`,
   };
 }
 

@@ -4,6 +4,7 @@
  */
 import { BEST_POINT_RULE } from './bestPoint';
 import { MODELS_FACT } from './models';
+import { RUN_LAYOUT } from './pipeline';
 import { RECOMMENDATION_SHARDS } from './recommendations';
 import { CANDIDATE_DELIMITERS, RELEASE_FORMATS } from './releaseFormats';
 import { SPARK_SETTINGS } from './sparkSettings';
@@ -15,4 +16,5 @@ export const SHARED_FACTS: Record<string, unknown> = {
   'models.json': MODELS_FACT,
   'recommendation-shards.json': RECOMMENDATION_SHARDS,
   'spark-settings.json': SPARK_SETTINGS,
+  'run-layout.json': RUN_LAYOUT,
 };
