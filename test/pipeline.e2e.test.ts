@@ -129,7 +129,7 @@ test('lensflow run: the whole pipeline completes, and its result matches what is
   expect(described.workflowExecutionInfo.status).toBe('WORKFLOW_EXECUTION_STATUS_COMPLETED');
 
   expect(uninterrupted.clean.counts.ratings).toEqual({ raw: 100_836, clean: 100_836, quarantined: {} });
-  expect(uninterrupted.grid).toHaveLength(4);
+  expect(uninterrupted.grid).toHaveLength(GRID.rank.length * GRID.regParam.length * GRID.maxIter.length);
   // Each family was searched and selected by its own objective; the best rating model (ALS
   // included) is trained on all ratings when it is not ALS, and registered.
   const families = uninterrupted.families!;
