@@ -70,15 +70,7 @@ def rating_metrics(
         rmse = sqrt( (1/N) * sum (r_ui - p_ui)^2 )
         mae  = (1/N) * sum |r_ui - p_ui|
     """
-    _require_columns(predictions, "predictions", label_col, prediction_col)
-    label, pred = F.col(label_col), F.col(prediction_col)
-    err = pred.cast("double") - label.cast("double")
-    row = (
-        predictions.where(_is_number(label) & _is_number(pred))
-        .agg(F.sqrt(exact_avg(err * err)).alias("rmse"), exact_avg(F.abs(err)).alias("mae"))
-        .first()
-    )
-    return {name: _float_or_none(row[name]) for name in RATING_METRICS}
+    return _rating_fit(_rating_moments(predictions, label_col, prediction_col))[0]
 
 
 def rmse(
@@ -162,12 +154,25 @@ def _ideal_dcg(n: Column) -> Column:
     )
 
 
+def relevant_sets(held_out: DataFrame, threshold: float = DEFAULT_RELEVANCE_THRESHOLD) -> DataFrame:
+    """(user_id, _relevant array<long>): each user's relevant held-out movies, for users with any. Lazy.
+
+    Cached, it lets `ranking_metrics` judge many models' lists against one held-out set without
+    grouping the held-out ratings again for each (`relevant=`)."""
+    return (
+        held_out.where(_is_relevant(threshold))
+        .groupBy(C.USER_ID)
+        .agg(F.collect_set(F.col(C.MOVIE_ID).cast("long")).alias("_relevant"))
+    )
+
+
 def ranking_metrics_by_user(
     recommendations: DataFrame,
     held_out: DataFrame,
     k: int,
     *,
     threshold: float = DEFAULT_RELEVANCE_THRESHOLD,
+    relevant: DataFrame | None = None,
 ) -> DataFrame:
     """Per-user precision/recall/NDCG/AP at k, one row per user with a relevant held-out item. Lazy.
 
@@ -195,31 +200,50 @@ def ranking_metrics_by_user(
     of zeros. These are the formulas and the rule of Spark's `RankingEvaluator` (mllib
     `RankingMetrics`, binary relevance) when it is fed one row per user with a non-empty label
     set; fed rows with empty label sets, Spark would count them as 0.0 instead.
+
+    `relevant`: `relevant_sets(held_out, threshold)`, when the caller has it cached (then
+    `held_out` and `threshold` are not read again).
     """
     _check_k(k)
     _require_columns(recommendations, "recommendations", C.USER_ID, C.MOVIE_ID, RANK)
     _require_columns(held_out, "held_out", C.USER_ID, C.MOVIE_ID, C.RATING)
-    # One grouping by user (one shuffle) gathers both sides: the user's relevant set and the
-    # user's list as (rank, movie) structs; the metrics are then array expressions per user.
     movie = F.col(C.MOVIE_ID).cast("long")
-    no_movie, no_rank = F.lit(None).cast("long"), F.lit(None).cast("int")
-    labels = held_out.where(_is_relevant(threshold)).select(
-        C.USER_ID, movie.alias("_relevant"), no_rank.alias("_rank"), no_movie.alias("_listed")
-    )
-    listed = recommendations.where((F.col(RANK) <= k) & F.col(C.MOVIE_ID).isNotNull()).select(
-        C.USER_ID, no_movie.alias("_relevant"), F.col(RANK).cast("int").alias("_rank"), movie.alias("_listed")
-    )
-    per_user = (
-        labels.unionByName(listed)
-        .groupBy(C.USER_ID)
-        .agg(
-            F.collect_set("_relevant").alias("_relevant"),
-            F.array_sort(
-                F.collect_list(F.when(F.col("_rank").isNotNull(), F.struct(F.col("_rank"), F.col("_listed"))))
-            ).alias("_list"),
+    entry = F.struct(F.col(RANK).cast("int").alias("_rank"), movie.alias("_listed"))
+    listed = recommendations.where((F.col(RANK) <= k) & F.col(C.MOVIE_ID).isNotNull())
+    if relevant is not None:
+        # The relevant sets are given (shared by every model judged on this held-out set): only
+        # the lists are grouped, and users without a list get an empty one.
+        lists = listed.groupBy(C.USER_ID).agg(F.array_sort(F.collect_list(entry)).alias("_list"))
+        empty = F.array().cast(lists.schema["_list"].dataType)
+        per_user = relevant.join(lists, C.USER_ID, "left").select(
+            C.USER_ID, "_relevant", F.coalesce("_list", empty).alias("_list")
         )
-        .where(F.size("_relevant") > 0)
-    )
+    else:
+        # One grouping by user (one shuffle) gathers both sides: the user's relevant set and the
+        # user's list as (rank, movie) structs; the metrics are then array expressions per user.
+        no_movie, no_rank = F.lit(None).cast("long"), F.lit(None).cast("int")
+        labels = held_out.where(_is_relevant(threshold)).select(
+            C.USER_ID, movie.alias("_relevant"), no_rank.alias("_rank"), no_movie.alias("_listed")
+        )
+        listed = listed.select(
+            C.USER_ID,
+            no_movie.alias("_relevant"),
+            F.col(RANK).cast("int").alias("_rank"),
+            movie.alias("_listed"),
+        )
+        per_user = (
+            labels.unionByName(listed)
+            .groupBy(C.USER_ID)
+            .agg(
+                F.collect_set("_relevant").alias("_relevant"),
+                F.array_sort(
+                    F.collect_list(
+                        F.when(F.col("_rank").isNotNull(), F.struct(F.col("_rank"), F.col("_listed")))
+                    )
+                ).alias("_list"),
+            )
+            .where(F.size("_relevant") > 0)
+        )
     # Ranks of the hits, ascending (structs sort by their first field, the rank).
     hit_ranks = F.transform(
         F.filter("_list", lambda entry: F.array_contains(F.col("_relevant"), entry["_listed"])),
@@ -253,6 +277,7 @@ def ranking_metrics(
     k: int,
     *,
     threshold: float = DEFAULT_RELEVANCE_THRESHOLD,
+    relevant: DataFrame | None = None,
 ) -> dict[str, float | None]:
     """Mean precision@k, recall@k, NDCG@k and MAP@k over users, in one action.
 
@@ -260,7 +285,7 @@ def ranking_metrics(
     over users with at least one held-out rating >= `threshold`. Every value is None when there
     is no such user (empty held-out set); a user with no hit, or no list at all, counts as 0.0.
     """
-    per_user = ranking_metrics_by_user(recommendations, held_out, k, threshold=threshold)
+    per_user = ranking_metrics_by_user(recommendations, held_out, k, threshold=threshold, relevant=relevant)
     row = per_user.agg(*(exact_avg(name).alias(name) for name in RANKING_METRICS)).first()
     return {name: _float_or_none(row[name]) for name in RANKING_METRICS}
 
@@ -366,32 +391,52 @@ def explained_rating_metrics(
     They differ when the errors have a non-zero mean (a biased model). None without rows, or when
     every rating is the same (0/0).
     """
+    return _rating_fit(_rating_moments(predictions, label_col, prediction_col))[1]
+
+
+def rating_fit_metrics(
+    predictions: DataFrame, *, label_col: str = C.RATING, prediction_col: str = PREDICTION
+) -> dict[str, float | None]:
+    """`rating_metrics` and `explained_rating_metrics` together, from one action (one pass)."""
+    errors, explained = _rating_fit(_rating_moments(predictions, label_col, prediction_col))
+    return {**errors, **explained}
+
+
+def _rating_moments(predictions: DataFrame, label_col: str, prediction_col: str):
+    """n and the exact sums of e, e^2, |e|, r and r^2 (e = r - p) over rows where both are numbers.
+
+    Exact sums, not Spark's avg or var_pop, whose floating-point merges depend on the order
+    partitions arrive in; every rating-fit metric derives from this one row."""
     _require_columns(predictions, "predictions", label_col, prediction_col)
     label, pred = F.col(label_col).cast("double"), F.col(prediction_col).cast("double")
     err = label - pred
-    # Variances from exact sums of powers, not Spark's var_pop (whose merge of partial moments
-    # depends on the order partitions arrive in).
-    row = (
+    return (
         predictions.where(_is_number(label) & _is_number(pred))
         .agg(
             F.count(F.lit(1)).alias("n"),
-            exact_sum(label).alias("r"),
-            exact_sum(label * label).alias("rr"),
             exact_sum(err).alias("e"),
             exact_sum(err * err).alias("ee"),
+            exact_sum(F.abs(err)).alias("ae"),
+            exact_sum(label).alias("r"),
+            exact_sum(label * label).alias("rr"),
         )
         .first()
     )
+
+
+def _rating_fit(row) -> tuple[dict[str, float | None], dict[str, float | None]]:
+    """({rmse, mae}, {r2, explained_variance}) from `_rating_moments`, in exact decimal arithmetic."""
     if not row["n"]:
-        return {"r2": None, "explained_variance": None}
+        return dict.fromkeys(RATING_METRICS), {"r2": None, "explained_variance": None}
     with decimal.localcontext() as exact:
         exact.prec = 100
         n = decimal.Decimal(row["n"])
+        errors = {"rmse": math.sqrt(float(row["ee"] / n)), "mae": float(row["ae"] / n)}
         sst = row["rr"] - row["r"] * row["r"] / n  # n * Var(r)
         sse_centred = row["ee"] - row["e"] * row["e"] / n  # n * Var(e)
         if not sst:
-            return {"r2": None, "explained_variance": None}
-        return {"r2": float(1 - row["ee"] / sst), "explained_variance": float(1 - sse_centred / sst)}
+            return errors, {"r2": None, "explained_variance": None}
+        return errors, {"r2": float(1 - row["ee"] / sst), "explained_variance": float(1 - sse_centred / sst)}
 
 
 def full_list_metrics(

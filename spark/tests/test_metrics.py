@@ -48,6 +48,22 @@ def test_rmse_and_mae_by_hand_skip_null_and_nan_predictions(spark):
     )
 
 
+def test_rating_fit_metrics_are_the_error_and_explained_metrics_from_one_pass(spark):
+    rng = random.Random(3)
+    rows = [
+        (u, m, r, r + rng.gauss(0.2, 0.7))
+        for u in range(30)
+        for m in range(8)
+        for r in [rng.choice([1.0, 3.5, 5.0])]
+    ]
+    predictions = spark.createDataFrame(rows + [(99, 1, 4.0, float("nan"))], PREDICTIONS)
+    together = M.rating_fit_metrics(predictions)
+    assert together == {**M.rating_metrics(predictions), **M.explained_rating_metrics(predictions)}
+    assert set(together) == {"rmse", "mae", "r2", "explained_variance"} and None not in together.values()
+    empty = spark.createDataFrame([], PREDICTIONS)
+    assert M.rating_fit_metrics(empty) == dict.fromkeys(together)
+
+
 def test_rmse_and_mae_perfect_predictions_are_zero(spark):
     predictions = spark.createDataFrame([(1, 1, 4.0, 4.0), (1, 2, 2.5, 2.5)], PREDICTIONS)
     assert M.rating_metrics(predictions) == {"rmse": 0.0, "mae": 0.0}
@@ -273,9 +289,17 @@ def test_ranking_metrics_match_spark_ranking_evaluator(spark):
     assert ours_lists == {u: movies[: max(ks)] for u, movies in ranked.items()}
 
     held_out_df = spark.createDataFrame(held_out, HELD_OUT)
+    relevant = M.relevant_sets(held_out_df).cache()
     for k in ks:
         ours = M.ranking_metrics(recommendations, held_out_df, k)
         for name, spark_name in EVALUATOR_METRIC.items():
             theirs = RankingEvaluator(metricName=spark_name, k=k).evaluate(evaluator_input)
             assert ours[name] == pytest.approx(theirs, abs=1e-9), (name, k)
+        # With the relevant sets computed once (evaluate shares them across models): the same numbers.
+        assert M.ranking_metrics(recommendations, held_out_df, k, relevant=relevant) == ours
+        by_user = M.ranking_metrics_by_user(recommendations, held_out_df, k, relevant=relevant)
+        assert sorted(map(tuple, by_user.collect())) == sorted(
+            map(tuple, M.ranking_metrics_by_user(recommendations, held_out_df, k).collect())
+        )
+    relevant.unpersist()
     recommendations.unpersist()

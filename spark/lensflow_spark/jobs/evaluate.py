@@ -44,15 +44,13 @@ def _judge(
     catalogue: DataFrame,
     ranking,
     information: DataFrame,
+    relevant: DataFrame,
 ) -> dict:
     k, threshold = ranking["k"], ranking["relevanceThreshold"]
     out: dict[str, float | None] = {}
     if predictions is not None:
-        predictions = predictions.cache()
-        out.update(M.rating_metrics(predictions))
-        out.update(M.explained_rating_metrics(predictions))
-        predictions.unpersist()
-    out.update(M.ranking_metrics(recs, test, k, threshold=threshold))
+        out.update(M.rating_fit_metrics(predictions))
+    out.update(M.ranking_metrics(recs, test, k, threshold=threshold, relevant=relevant))
     out["catalogue_coverage"] = M.catalogue_coverage(recs, catalogue, k)
     out["distributional_coverage"] = M.distributional_coverage(recs, k)
     out["novelty"] = M.novelty(recs, train, k, information=information)
@@ -80,15 +78,17 @@ def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
         started = clock()
         train, test = fold.train.cache(), fold.test.cache()
         # What every model's lists and metrics on this fold share, computed once (not per model):
-        # the users to list, their rated movies to exclude, each movie's self-information.
+        # the users to list, their rated movies to exclude, each movie's self-information, and each
+        # user's relevant held-out movies.
         users = test.select(C.USER_ID).distinct().cache()
         rated = topn.rated_lists(train).cache()
         information = M.self_information(train).cache()
-        for shared in (train, test, users, rated, information):
+        relevant = M.relevant_sets(test, ranking["relevanceThreshold"]).cache()
+        for shared in (train, test, users, rated, information, relevant):
             shared.count()
         seconds["shared"] += clock() - started
         pairs = test.select(C.USER_ID, C.MOVIE_ID, C.RATING)
-        judged = (train, test, catalogue, ranking, information)
+        judged = (train, test, catalogue, ranking, information, relevant)
         started = clock()
         als = train_final(spark, train, config, als_rt)
         seconds["fit"]["als"] += clock() - started
@@ -115,7 +115,7 @@ def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
             recs.unpersist()
             model.unpersist()
             seconds["judge"][name] += clock() - started
-        for shared in (train, test, users, rated, information):
+        for shared in (train, test, users, rated, information, relevant):
             shared.unpersist()
     models = {
         m: {metric: _mean([f.get(metric) for f in per_fold[m]]) for metric in metric_names()} for m in names
