@@ -207,43 +207,16 @@ def ranking_metrics_by_user(
     _check_k(k)
     _require_columns(recommendations, "recommendations", C.USER_ID, C.MOVIE_ID, RANK)
     _require_columns(held_out, "held_out", C.USER_ID, C.MOVIE_ID, C.RATING)
-    movie = F.col(C.MOVIE_ID).cast("long")
-    entry = F.struct(F.col(RANK).cast("int").alias("_rank"), movie.alias("_listed"))
+    # The user's list as (rank, movie) structs, grouped by user beside the user's relevant set; the
+    # metrics are then array expressions per user. Users without a list get an empty one.
+    entry = F.struct(F.col(RANK).cast("int").alias("_rank"), F.col(C.MOVIE_ID).cast("long").alias("_listed"))
     listed = recommendations.where((F.col(RANK) <= k) & F.col(C.MOVIE_ID).isNotNull())
-    if relevant is not None:
-        # The relevant sets are given (shared by every model judged on this held-out set): only
-        # the lists are grouped, and users without a list get an empty one.
-        lists = listed.groupBy(C.USER_ID).agg(F.array_sort(F.collect_list(entry)).alias("_list"))
-        empty = F.array().cast(lists.schema["_list"].dataType)
-        per_user = relevant.join(lists, C.USER_ID, "left").select(
-            C.USER_ID, "_relevant", F.coalesce("_list", empty).alias("_list")
-        )
-    else:
-        # One grouping by user (one shuffle) gathers both sides: the user's relevant set and the
-        # user's list as (rank, movie) structs; the metrics are then array expressions per user.
-        no_movie, no_rank = F.lit(None).cast("long"), F.lit(None).cast("int")
-        labels = held_out.where(_is_relevant(threshold)).select(
-            C.USER_ID, movie.alias("_relevant"), no_rank.alias("_rank"), no_movie.alias("_listed")
-        )
-        listed = listed.select(
-            C.USER_ID,
-            no_movie.alias("_relevant"),
-            F.col(RANK).cast("int").alias("_rank"),
-            movie.alias("_listed"),
-        )
-        per_user = (
-            labels.unionByName(listed)
-            .groupBy(C.USER_ID)
-            .agg(
-                F.collect_set("_relevant").alias("_relevant"),
-                F.array_sort(
-                    F.collect_list(
-                        F.when(F.col("_rank").isNotNull(), F.struct(F.col("_rank"), F.col("_listed")))
-                    )
-                ).alias("_list"),
-            )
-            .where(F.size("_relevant") > 0)
-        )
+    lists = listed.groupBy(C.USER_ID).agg(F.array_sort(F.collect_list(entry)).alias("_list"))
+    empty = F.array().cast(lists.schema["_list"].dataType)
+    relevant = relevant_sets(held_out, threshold) if relevant is None else relevant
+    per_user = relevant.join(lists, C.USER_ID, "left").select(
+        C.USER_ID, "_relevant", F.coalesce("_list", empty).alias("_list")
+    )
     # Ranks of the hits, ascending (structs sort by their first field, the rank).
     hit_ranks = F.transform(
         F.filter("_list", lambda entry: F.array_contains(F.col("_relevant"), entry["_listed"])),

@@ -53,6 +53,8 @@ log = logging.getLogger("lensflow.worker")
 HEARTBEAT_SECONDS = 2.0
 CANCEL_POLL_SECONDS = 0.25
 ERROR_TAIL_CHARS = 8_000
+RUN_LAYOUT = shared_fact("run-layout")
+"""Where a run lives and where a job's result goes in it (`RUN_LAYOUT` of contracts/pipeline.ts)."""
 
 
 def to_local(doc: Any) -> Any:
@@ -77,9 +79,8 @@ def _map_strings(doc: Any, fn) -> Any:
 
 def result_uri_of(request: dict[str, Any]) -> str:
     """Where a job's result goes: `runLayout(...).resultUri` of contracts/pipeline.ts, as `s3a://`."""
-    layout = shared_fact("run-layout")
-    run = layout["run"].format(prefix=request["prefix"], runId=request["runId"])
-    return f"s3a://{request['bucket']}/{run}" + layout["result"].format(resultName=request["resultName"])
+    run = RUN_LAYOUT["run"].format(prefix=request["prefix"], runId=request["runId"])
+    return f"s3a://{request['bucket']}/{run}" + RUN_LAYOUT["result"].format(resultName=request["resultName"])
 
 
 def spark_progress(spark: SparkSession, tag: str) -> dict[str, Any]:
