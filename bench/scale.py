@@ -371,11 +371,15 @@ def write(out: Path, doc: dict[str, Any]) -> None:
         inside = r.get("evaluateSeconds")
         if inside:
             lines += [
-                f"Inside evaluate (summed over folds): shared fold tables {inside['shared']:.1f} s.",
+                f"Inside evaluate (summed over folds): shared fold tables {inside['shared']:.1f} s"
+                + (f", all models' metrics {inside['metrics']:.1f} s." if "metrics" in inside else "."),
                 "",
-                "| model | fit s | lists and metrics s |",
+                f"| model | fit s | {'lists' if 'lists' in inside else 'lists and metrics'} s |",
                 "|---|---|---|",
-                *(f"| {m} | {inside['fit'][m]:.1f} | {inside['judge'][m]:.1f} |" for m in inside["fit"]),
+                *(
+                    f"| {m} | {inside['fit'][m]:.1f} | {inside.get('lists', inside.get('judge'))[m]:.1f} |"
+                    for m in inside["fit"]
+                ),
                 "",
             ]
     lines += [

@@ -53,6 +53,11 @@ def _float_or_none(value) -> float | None:
     return None if value is None else float(value)
 
 
+def _keys(groups: DataFrame | None) -> list[str]:
+    """The grouping columns of a `groups` frame of distinct key rows; none without one."""
+    return [] if groups is None else list(groups.columns)
+
+
 # ---------------------------------------------------------------------------------------------
 # Rating prediction error
 # ---------------------------------------------------------------------------------------------
@@ -173,6 +178,7 @@ def ranking_metrics_by_user(
     *,
     threshold: float = DEFAULT_RELEVANCE_THRESHOLD,
     relevant: DataFrame | None = None,
+    groups: DataFrame | None = None,
 ) -> DataFrame:
     """Per-user precision/recall/NDCG/AP at k, one row per user with a relevant held-out item. Lazy.
 
@@ -203,19 +209,26 @@ def ranking_metrics_by_user(
 
     `relevant`: `relevant_sets(held_out, threshold)`, when the caller has it cached (then
     `held_out` and `threshold` are not read again).
+
+    `groups`: distinct key rows (a `model` column, say) when `recommendations` holds several
+    groups' lists under those keys: each group is judged on its own, every relevant user once per
+    group, and the rows carry the keys first.
     """
     _check_k(k)
-    _require_columns(recommendations, "recommendations", C.USER_ID, C.MOVIE_ID, RANK)
+    keys = _keys(groups)
+    _require_columns(recommendations, "recommendations", *keys, C.USER_ID, C.MOVIE_ID, RANK)
     _require_columns(held_out, "held_out", C.USER_ID, C.MOVIE_ID, C.RATING)
     # The user's list as (rank, movie) structs, grouped by user beside the user's relevant set; the
     # metrics are then array expressions per user. Users without a list get an empty one.
     entry = F.struct(F.col(RANK).cast("int").alias("_rank"), F.col(C.MOVIE_ID).cast("long").alias("_listed"))
     listed = recommendations.where((F.col(RANK) <= k) & F.col(C.MOVIE_ID).isNotNull())
-    lists = listed.groupBy(C.USER_ID).agg(F.array_sort(F.collect_list(entry)).alias("_list"))
+    lists = listed.groupBy(*keys, C.USER_ID).agg(F.array_sort(F.collect_list(entry)).alias("_list"))
     empty = F.array().cast(lists.schema["_list"].dataType)
     relevant = relevant_sets(held_out, threshold) if relevant is None else relevant
-    per_user = relevant.join(lists, C.USER_ID, "left").select(
-        C.USER_ID, "_relevant", F.coalesce("_list", empty).alias("_list")
+    if groups is not None:
+        relevant = groups.crossJoin(relevant)
+    per_user = relevant.join(lists, [*keys, C.USER_ID], "left").select(
+        *keys, C.USER_ID, "_relevant", F.coalesce("_list", empty).alias("_list")
     )
     # Ranks of the hits, ascending (structs sort by their first field, the rank).
     hit_ranks = F.transform(
@@ -223,7 +236,7 @@ def ranking_metrics_by_user(
         lambda entry: entry["_rank"],
     )
     with_hits = per_user.select(
-        C.USER_ID, F.size("_relevant").alias("n_relevant"), hit_ranks.alias("_hit_ranks")
+        *keys, C.USER_ID, F.size("_relevant").alias("n_relevant"), hit_ranks.alias("_hit_ranks")
     )
     ranks = F.col("_hit_ranks")
     dcg = F.aggregate(ranks, F.lit(0.0), lambda acc, rank: acc + 1.0 / F.log2(rank + 1))
@@ -234,6 +247,7 @@ def ranking_metrics_by_user(
     n_relevant, hits = F.col("n_relevant"), F.size(ranks)
     cut = F.least(n_relevant, F.lit(k))
     return with_hits.select(
+        *keys,
         C.USER_ID,
         n_relevant,
         hits.alias("hits"),
@@ -258,9 +272,26 @@ def ranking_metrics(
     over users with at least one held-out rating >= `threshold`. Every value is None when there
     is no such user (empty held-out set); a user with no hit, or no list at all, counts as 0.0.
     """
-    per_user = ranking_metrics_by_user(recommendations, held_out, k, threshold=threshold, relevant=relevant)
-    row = per_user.agg(*(exact_avg(name).alias(name) for name in RANKING_METRICS)).first()
+    row = ranking_means(recommendations, held_out, k, threshold=threshold, relevant=relevant).first()
     return {name: _float_or_none(row[name]) for name in RANKING_METRICS}
+
+
+def ranking_means(
+    recommendations: DataFrame,
+    held_out: DataFrame,
+    k: int,
+    *,
+    threshold: float = DEFAULT_RELEVANCE_THRESHOLD,
+    relevant: DataFrame | None = None,
+    groups: DataFrame | None = None,
+) -> DataFrame:
+    """`ranking_metrics` as a lazy frame: one row per group (one row in all without `groups`),
+    the means null where the group has no user to average over."""
+    per_user = ranking_metrics_by_user(
+        recommendations, held_out, k, threshold=threshold, relevant=relevant, groups=groups
+    )
+    keys = _keys(groups)
+    return per_user.groupBy(*keys).agg(*(exact_avg(name).alias(name) for name in RANKING_METRICS))
 
 
 def precision_at_k(
@@ -323,27 +354,30 @@ def catalogue_coverage(recommendations: DataFrame, catalogue: DataFrame, k: int)
     recommended movies outside it are not counted, so the value lies in [0, 1]. None for an empty
     catalogue; 0.0 when there are no recommendations.
     """
+    return coverage_ratio(catalogue_counts(recommendations, catalogue, k).first())
+
+
+def catalogue_counts(
+    recommendations: DataFrame, catalogue: DataFrame, k: int, *, groups: DataFrame | None = None
+) -> DataFrame:
+    """Lazy (keys..., movies, covered): the catalogue's distinct movies and how many of them the
+    group's top-k lists hold, one row per group (`catalogue_coverage` = covered / movies)."""
     _check_k(k)
-    _require_columns(recommendations, "recommendations", C.MOVIE_ID, RANK)
+    keys = _keys(groups)
+    _require_columns(recommendations, "recommendations", *keys, C.MOVIE_ID, RANK)
     _require_columns(catalogue, "catalogue", C.MOVIE_ID)
-    in_catalogue = catalogue.select(
-        C.MOVIE_ID, F.lit(True).alias("_listed"), F.lit(False).alias("_recommended")
-    )
-    recommended = recommendations.where(F.col(RANK) <= k).select(
-        C.MOVIE_ID, F.lit(False).alias("_listed"), F.lit(True).alias("_recommended")
-    )
-    per_movie = (
-        in_catalogue.unionByName(recommended)
-        .where(F.col(C.MOVIE_ID).isNotNull())
-        .groupBy(C.MOVIE_ID)
-        .agg(F.bool_or("_listed").alias("_listed"), F.bool_or("_recommended").alias("_recommended"))
-    )
-    row = (
-        per_movie.where("_listed")
-        .agg(F.count(F.lit(1)).alias("movies"), F.count_if(F.col("_recommended")).alias("covered"))
-        .first()
-    )
-    return None if row["movies"] == 0 else row["covered"] / row["movies"]
+    movies = catalogue.select(C.MOVIE_ID).where(F.col(C.MOVIE_ID).isNotNull()).distinct()
+    listed = recommendations.where(F.col(RANK) <= k).select(*keys, C.MOVIE_ID).distinct()
+    covered = listed.join(movies, C.MOVIE_ID).groupBy(*keys).agg(F.count(F.lit(1)).alias("covered"))
+    counted = movies.agg(F.count(F.lit(1)).alias("movies"))
+    if groups is None:
+        return counted.crossJoin(covered)
+    return groups.join(covered, keys, "left").crossJoin(counted)
+
+
+def coverage_ratio(row) -> float | None:
+    """covered / movies of a `catalogue_counts` row: None for an empty catalogue, 0.0 unlisted."""
+    return None if not row["movies"] else (row["covered"] or 0) / row["movies"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -371,20 +405,31 @@ def rating_fit_metrics(
     predictions: DataFrame, *, label_col: str = C.RATING, prediction_col: str = PREDICTION
 ) -> dict[str, float | None]:
     """`rating_metrics` and `explained_rating_metrics` together, from one action (one pass)."""
-    errors, explained = _rating_fit(_rating_moments(predictions, label_col, prediction_col))
-    return {**errors, **explained}
+    return rating_fit(_rating_moments(predictions, label_col, prediction_col))
 
 
 def _rating_moments(predictions: DataFrame, label_col: str, prediction_col: str):
-    """n and the exact sums of e, e^2, |e|, r and r^2 (e = r - p) over rows where both are numbers.
+    return rating_moments(predictions, label_col=label_col, prediction_col=prediction_col).first()
+
+
+def rating_moments(
+    predictions: DataFrame,
+    *,
+    label_col: str = C.RATING,
+    prediction_col: str = PREDICTION,
+    keys: tuple[str, ...] = (),
+) -> DataFrame:
+    """Lazy: n and the exact sums of e, e^2, |e|, r and r^2 (e = r - p) over rows where both are
+    numbers, one row per `keys` group (one row in all without keys); `rating_fit` reads a row.
 
     Exact sums, not Spark's avg or var_pop, whose floating-point merges depend on the order
     partitions arrive in; every rating-fit metric derives from this one row."""
-    _require_columns(predictions, "predictions", label_col, prediction_col)
+    _require_columns(predictions, "predictions", *keys, label_col, prediction_col)
     label, pred = F.col(label_col).cast("double"), F.col(prediction_col).cast("double")
     err = label - pred
     return (
         predictions.where(_is_number(label) & _is_number(pred))
+        .groupBy(*keys)
         .agg(
             F.count(F.lit(1)).alias("n"),
             exact_sum(err).alias("e"),
@@ -393,13 +438,18 @@ def _rating_moments(predictions: DataFrame, label_col: str, prediction_col: str)
             exact_sum(label).alias("r"),
             exact_sum(label * label).alias("rr"),
         )
-        .first()
     )
+
+
+def rating_fit(row) -> dict[str, float | None]:
+    """rmse, mae, r2 and explained_variance from a `rating_moments` row (None without rows)."""
+    errors, explained = _rating_fit(row)
+    return {**errors, **explained}
 
 
 def _rating_fit(row) -> tuple[dict[str, float | None], dict[str, float | None]]:
     """({rmse, mae}, {r2, explained_variance}) from `_rating_moments`, in exact decimal arithmetic."""
-    if not row["n"]:
+    if row is None or not row["n"]:
         return dict.fromkeys(RATING_METRICS), {"r2": None, "explained_variance": None}
     with decimal.localcontext() as exact:
         exact.prec = 100
@@ -454,16 +504,23 @@ def distributional_coverage(recommendations: DataFrame, k: int) -> float | None:
     0 when every list is the same single movie; log2(catalogue size) when every movie is listed
     equally often (Recommenders' `distributional_coverage`). None without recommendations.
     """
+    return _float_or_none(slot_entropy(recommendations, k).first()["distributional_coverage"])
+
+
+def slot_entropy(recommendations: DataFrame, k: int, *, groups: DataFrame | None = None) -> DataFrame:
+    """`distributional_coverage` as a lazy frame, one row per group present in the lists."""
     _check_k(k)
-    _require_columns(recommendations, "recommendations", C.MOVIE_ID, RANK)
-    counts = recommendations.where(F.col(RANK) <= k).groupBy(C.MOVIE_ID).agg(F.count(F.lit(1)).alias("_c"))
-    total = F.sum("_c").over(Window.partitionBy())
-    row = (
-        counts.select((F.col("_c") / total).alias("_p"))
-        .agg(exact_sum(-F.col("_p") * F.log2("_p")).alias("h"))
-        .first()
+    keys = _keys(groups)
+    _require_columns(recommendations, "recommendations", *keys, C.MOVIE_ID, RANK)
+    counts = (
+        recommendations.where(F.col(RANK) <= k).groupBy(*keys, C.MOVIE_ID).agg(F.count(F.lit(1)).alias("_c"))
     )
-    return _float_or_none(row["h"])
+    total = F.sum("_c").over(Window.partitionBy(*keys))
+    return (
+        counts.select(*keys, (F.col("_c") / total).alias("_p"))
+        .groupBy(*keys)
+        .agg(exact_sum(-F.col("_p") * F.log2("_p")).alias("distributional_coverage"))
+    )
 
 
 def self_information(train: DataFrame) -> DataFrame:
@@ -490,16 +547,24 @@ def novelty(
     this when every list has k movies). A movie absent from training is skipped. None when no
     listed movie is known. `information`: `self_information(train)`, when the caller has it cached.
     """
-    _check_k(k)
-    _require_columns(recommendations, "recommendations", C.USER_ID, C.MOVIE_ID, RANK)
     info = self_information(train) if information is None else information
+    return _float_or_none(mean_novelty(recommendations, info, k).first()["novelty"])
+
+
+def mean_novelty(
+    recommendations: DataFrame, information: DataFrame, k: int, *, groups: DataFrame | None = None
+) -> DataFrame:
+    """`novelty` as a lazy frame from `self_information`, one row per group with a known movie."""
+    _check_k(k)
+    keys = _keys(groups)
+    _require_columns(recommendations, "recommendations", *keys, C.USER_ID, C.MOVIE_ID, RANK)
     per_user = (
         recommendations.where(F.col(RANK) <= k)
-        .join(info, C.MOVIE_ID)
-        .groupBy(C.USER_ID)
+        .join(information, C.MOVIE_ID)
+        .groupBy(*keys, C.USER_ID)
         .agg(exact_avg("_information").alias("_n"))
     )
-    return _float_or_none(per_user.agg(exact_avg("_n")).first()[0])
+    return per_user.groupBy(*keys).agg(exact_avg("_n").alias("novelty"))
 
 
 def _cosine(a: Column, b: Column) -> Column:

@@ -104,11 +104,17 @@ export const EvaluateResult = z
       .object({ als: ModelMetrics, global_mean: ModelMetrics, user_item_bias: ModelMetrics, most_popular: ModelMetrics })
       .catchall(ModelMetrics),
     /**
-     * Where the job's time went, summed over folds: the tables all models share, and per model its
-     * `fit` call and its lists and metrics (`judge`; a baseline's tables fill at its first list).
+     * Where the job's time went, summed over folds: the tables all models share, per model its `fit`
+     * call and its top-k `lists` (a baseline's tables fill at its first list), and the one query that
+     * computes every model's metrics (`metrics`).
      */
     seconds: z
-      .object({ shared: z.number().nonnegative(), fit: z.record(z.string(), z.number().nonnegative()), judge: z.record(z.string(), z.number().nonnegative()) })
+      .object({
+        shared: z.number().nonnegative(),
+        fit: z.record(z.string(), z.number().nonnegative()),
+        lists: z.record(z.string(), z.number().nonnegative()),
+        metrics: z.number().nonnegative(),
+      })
       .strict()
       .optional(),
   })

@@ -5,7 +5,8 @@ Per fold each model is fitted on train and judged on the held-out test ratings: 
 (ALS, the rating families, global mean, user+item bias) by rmse, mae, R² and explained variance of
 its predictions; every model by its top-k lists (already-rated movies excluded): precision@k,
 recall@k, NDCG@k, MAP@k, catalogue coverage, distributional coverage and novelty. A ranking family
-has no rating metrics (null). The result holds the mean over folds of each metric.
+has no rating metrics (null). Each fold's models are judged together, in one query (`judging.py`).
+The result holds the mean over folds of each metric.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 
 from .. import columns as C
 from .. import metrics as M
@@ -24,6 +25,7 @@ from ..als import movie_popularity, recommend_for_users, train_final
 from ..baselines import GlobalMean, MostPopular, UserItemBias
 from ..contracts import shared_fact
 from ..families import RATING, family
+from ..judging import judge_models
 from . import runtime
 from .model_point import fit_runtime
 
@@ -34,27 +36,6 @@ def metric_names() -> tuple[str, ...]:
     """Every metric the evaluation reports (`models.json`: rating metrics, then ranking metrics)."""
     models = shared_fact("models")
     return (*models["ratingMetrics"], *models["rankingMetrics"])
-
-
-def _judge(
-    predictions: DataFrame | None,
-    recs: DataFrame,
-    train: DataFrame,
-    test: DataFrame,
-    catalogue: DataFrame,
-    ranking,
-    information: DataFrame,
-    relevant: DataFrame,
-) -> dict:
-    k, threshold = ranking["k"], ranking["relevanceThreshold"]
-    out: dict[str, float | None] = {}
-    if predictions is not None:
-        out.update(M.rating_fit_metrics(predictions))
-    out.update(M.ranking_metrics(recs, test, k, threshold=threshold, relevant=relevant))
-    out["catalogue_coverage"] = M.catalogue_coverage(recs, catalogue, k)
-    out["distributional_coverage"] = M.distributional_coverage(recs, k)
-    out["novelty"] = M.novelty(recs, train, k, information=information)
-    return out
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -70,9 +51,11 @@ def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
     k = ranking["k"]
     names = ("als", *chosen, *BASELINES)
     per_fold: dict[str, list[dict]] = {m: [] for m in names}
-    # Where the job's time goes, summed over folds: the tables every model shares, and per model its
-    # fit and its lists and metrics (`judge`). Each part ends in actions, so each timer forces its work.
-    seconds: dict[str, Any] = {"shared": 0.0, "fit": defaultdict(float), "judge": defaultdict(float)}
+    # Where the job's time goes, summed over folds: the tables every model shares, per model its fit
+    # and its lists, and the one query that judges every model's lists and predictions (`metrics`).
+    # Each part ends in actions, so each timer forces its work.
+    seconds: dict[str, Any] = {"shared": 0.0, "metrics": 0.0}
+    seconds.update(fit=defaultdict(float), lists=defaultdict(float))
     clock = time.monotonic
     for fold in runtime.read_fold_list(spark, job_input["folds"]):
         started = clock()
@@ -84,19 +67,20 @@ def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
         rated = topn.rated_lists(train).cache()
         information = M.self_information(train).cache()
         relevant = M.relevant_sets(test, ranking["relevanceThreshold"]).cache()
-        for shared in (train, test, users, rated, information, relevant):
-            shared.count()
+        shared = (train, test, users, rated, information, relevant)
+        for table in shared:
+            table.count()
         seconds["shared"] += clock() - started
         pairs = test.select(C.USER_ID, C.MOVIE_ID, C.RATING)
-        judged = (train, test, catalogue, ranking, information, relevant)
+        fitted: list[Any] = []
         started = clock()
         als = train_final(spark, train, config, als_rt)
         seconds["fit"]["als"] += clock() - started
         started = clock()
-        als_recs = recommend_for_users(als, users, k, rated, movie_popularity(train)).cache()
-        per_fold["als"].append(_judge(als.transform(test), als_recs, *judged))
-        als_recs.unpersist()
-        seconds["judge"]["als"] += clock() - started
+        lists = {"als": recommend_for_users(als, users, k, rated, movie_popularity(train)).cache()}
+        lists["als"].count()
+        seconds["lists"]["als"] += clock() - started
+        predictions = {"als": als.transform(pairs)}
         fit = fit_runtime(job_input, train) if chosen else None
         others = [(n, family(n).estimator(point, fit), family(n).kind) for n, point in chosen.items()]
         others += [
@@ -108,15 +92,25 @@ def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
             started = clock()
             model = estimator.fit(train)
             seconds["fit"][name] += clock() - started
+            fitted.append(model)
             started = clock()
-            recs = model.recommend_for_users(users, k, exclude=rated).cache()
-            predictions = model.transform(pairs) if kind == RATING else None
-            per_fold[name].append(_judge(predictions, recs, *judged))
-            recs.unpersist()
+            lists[name] = model.recommend_for_users(users, k, exclude=rated).cache()
+            lists[name].count()
+            seconds["lists"][name] += clock() - started
+            if kind == RATING:
+                predictions[name] = model.transform(pairs)
+        started = clock()
+        judged = judge_models(
+            spark, lists, predictions, held_out=test, relevant=relevant, catalogue=catalogue,
+            information=information, k=k,
+        )  # fmt: skip
+        seconds["metrics"] += clock() - started
+        for name in names:
+            per_fold[name].append(judged[name])
+        for table in (*lists.values(), *shared):
+            table.unpersist()
+        for model in fitted:
             model.unpersist()
-            seconds["judge"][name] += clock() - started
-        for shared in (train, test, users, rated, information, relevant):
-            shared.unpersist()
     models = {
         m: {metric: _mean([f.get(metric) for f in per_fold[m]]) for metric in metric_names()} for m in names
     }
@@ -128,7 +122,8 @@ def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
         "models": models,
         "seconds": {
             "shared": round(seconds["shared"], 3),
-            **{part: {m: round(seconds[part][m], 3) for m in names} for part in ("fit", "judge")},
+            **{part: {m: round(seconds[part][m], 3) for m in names} for part in ("fit", "lists")},
+            "metrics": round(seconds["metrics"], 3),
         },
     }
     if chosen:
