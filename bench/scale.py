@@ -261,6 +261,15 @@ def run_size(
            "--families", json.dumps(families),
            "--split", json.dumps(SPLIT), "--max-concurrent", "1", "--prefix", prefix, "--no-register",
            "--json"]  # fmt: skip
+    # Which code ran, when, and how busy the shared machine was (1-minute load average at the
+    # start and at the end): figures of different runs compare only with these beside them.
+    provenance = {
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip(),
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+    load_start = os.getloadavg()[0]
     with Sampler(pid_of("spark-worker")) as sampler:
         t0 = time.time()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -278,9 +287,11 @@ def run_size(
         j["seconds"] = j["end"] - j["start"]
         j.update(sampler.peaks(j["start"], j["end"]))
     done = [{k2: v for k2, v in j.items() if k2 not in ("start", "end")} for j in jobs]
+    provenance["load1"] = [round(load_start, 2), round(os.getloadavg()[0], 2)]
     if proc.returncode != 0:
         status = "Failed" if total < (deadline_s or float("inf")) else f"Stopped after {total:.0f} s"
-        return {"ratings": ratings, "runId": run_id, "status": status, "error": stderr[-3000:], "jobs": done}
+        failed = {"status": status, "error": stderr[-3000:], "jobs": done}
+        return {"ratings": ratings, "runId": run_id, **provenance, **failed}
     result = json.loads(stdout)
     final = result["details"]["final"]
     k, iters = final["point"]["rank"], final["point"]["maxIter"]
@@ -292,6 +303,7 @@ def run_size(
     return {
         "ratings": ratings,
         "runId": run_id,
+        **provenance,
         "status": "Completed",
         "wallSeconds": total,
         "secondsPerMillionRatings": total / m,
@@ -329,15 +341,20 @@ def write(out: Path, doc: dict[str, Any]) -> None:
         "Times are wall seconds from the run's Temporal history; RSS is the warm engine's process group "
         "(JVM + Python driver + Python UDF workers), heap is JVM heap used (`jstat`).",
         "",
-        "| ratings | users | movies | total s | s per M ratings | peak RSS GiB | peak heap GiB (max) |",
-        "|---|---|---|---|---|---|---|",
+        "| ratings | users | movies | total s | s per M ratings | peak RSS GiB | peak heap GiB (max) "
+        "| commit, when, load (start / end) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         c, p = r["counts"], r["peak"]
+        ran = f"`{r['commit']}`, {r['when']}" if "commit" in r else "not recorded"
+        if r.get("load1"):
+            ran += f", {r['load1'][0]:.1f} / {r['load1'][1]:.1f}"
+        ran += f" ({r['beside']})" if r.get("beside") else ""
         lines.append(
             f"| {r['ratings']:,} | {c['users']:,} | {c['movies']:,} | {r['wallSeconds']:.0f} | "
             f"{r['secondsPerMillionRatings']:.1f} | {p['rssTotalGiB']:.2f} | {p['heapUsedGiB']:.2f} "
-            f"({r['jvmMaxHeapGiB']}) |"
+            f"({r['jvmMaxHeapGiB']}) | {ran} |"
         )
     for r in doc["runs"]:
         if r["status"] != "Completed":
@@ -346,7 +363,7 @@ def write(out: Path, doc: dict[str, Any]) -> None:
                 if r["status"].startswith("Stopped")
                 else f"{r['status']}: {r.get('error', '')[-300:]!r}"
             )
-            lines.append(f"| {r['ratings']:,} | {why} | | | | | |")
+            lines.append(f"| {r['ratings']:,} | {why} | | | | | | |")
     lines += ["", "## Per job (seconds; peak RSS GiB total / JVM / Python workers; peak heap GiB)", ""]
     for r in (r for r in doc["runs"] if r.get("jobs")):
         done = "" if r["status"] == "Completed" else f" ({r['status']}: the jobs it finished)"
