@@ -388,15 +388,12 @@ def write(out: Path, doc: dict[str, Any]) -> None:
         inside = r.get("evaluateSeconds")
         if inside:
             lines += [
-                f"Inside evaluate (summed over folds): shared fold tables {inside['shared']:.1f} s"
-                + (f", all models' metrics {inside['metrics']:.1f} s." if "metrics" in inside else "."),
+                f"Inside evaluate (summed over folds): shared fold tables {inside['shared']:.1f} s, "
+                f"all models' metrics {inside['metrics']:.1f} s.",
                 "",
-                f"| model | fit s | {'lists' if 'lists' in inside else 'lists and metrics'} s |",
+                "| model | fit s | lists s |",
                 "|---|---|---|",
-                *(
-                    f"| {m} | {inside['fit'][m]:.1f} | {inside.get('lists', inside.get('judge'))[m]:.1f} |"
-                    for m in inside["fit"]
-                ),
+                *(f"| {m} | {inside['fit'][m]:.1f} | {inside['lists'][m]:.1f} |" for m in inside["fit"]),
                 "",
             ]
     lines += [

@@ -75,7 +75,9 @@ def rating_metrics(
         rmse = sqrt( (1/N) * sum (r_ui - p_ui)^2 )
         mae  = (1/N) * sum |r_ui - p_ui|
     """
-    return _rating_fit(_rating_moments(predictions, label_col, prediction_col))[0]
+    return _rating_fit(
+        rating_moments(predictions, label_col=label_col, prediction_col=prediction_col).first()
+    )[0]
 
 
 def rmse(
@@ -398,18 +400,16 @@ def explained_rating_metrics(
     They differ when the errors have a non-zero mean (a biased model). None without rows, or when
     every rating is the same (0/0).
     """
-    return _rating_fit(_rating_moments(predictions, label_col, prediction_col))[1]
+    return _rating_fit(
+        rating_moments(predictions, label_col=label_col, prediction_col=prediction_col).first()
+    )[1]
 
 
 def rating_fit_metrics(
     predictions: DataFrame, *, label_col: str = C.RATING, prediction_col: str = PREDICTION
 ) -> dict[str, float | None]:
     """`rating_metrics` and `explained_rating_metrics` together, from one action (one pass)."""
-    return rating_fit(_rating_moments(predictions, label_col, prediction_col))
-
-
-def _rating_moments(predictions: DataFrame, label_col: str, prediction_col: str):
-    return rating_moments(predictions, label_col=label_col, prediction_col=prediction_col).first()
+    return rating_fit(rating_moments(predictions, label_col=label_col, prediction_col=prediction_col).first())
 
 
 def rating_moments(
@@ -448,8 +448,8 @@ def rating_fit(row) -> dict[str, float | None]:
 
 
 def _rating_fit(row) -> tuple[dict[str, float | None], dict[str, float | None]]:
-    """({rmse, mae}, {r2, explained_variance}) from `_rating_moments`, in exact decimal arithmetic."""
-    if row is None or not row["n"]:
+    """({rmse, mae}, {r2, explained_variance}) from a `rating_moments` row, in exact decimal arithmetic."""
+    if not row["n"]:
         return dict.fromkeys(RATING_METRICS), {"r2": None, "explained_variance": None}
     with decimal.localcontext() as exact:
         exact.prec = 100

@@ -54,8 +54,9 @@ def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
     # Where the job's time goes, summed over folds: the tables every model shares, per model its fit
     # and its lists, and the one query that judges every model's lists and predictions (`metrics`).
     # Each part ends in actions, so each timer forces its work.
-    seconds: dict[str, Any] = {"shared": 0.0, "metrics": 0.0}
-    seconds.update(fit=defaultdict(float), lists=defaultdict(float))
+    seconds: dict[str, Any] = {
+        "shared": 0.0, "fit": defaultdict(float), "lists": defaultdict(float), "metrics": 0.0,
+    }  # fmt: skip
     clock = time.monotonic
     for fold in runtime.read_fold_list(spark, job_input["folds"]):
         started = clock()
