@@ -49,10 +49,18 @@ def _markdown(doc: dict) -> str:
     failed = [p for r in doc["runs"] for p in r["jest_failed"]]
     lines += [
         "",
-        f"All passed: **{all(r['passed'] for r in doc['runs'])}**."
+        f"{len(doc['runs'])} of {doc['runs_planned']} runs finished."
+        f" All passed: **{all(r['passed'] for r in doc['runs'])}**."
         + (f" Failed jest files: {failed}." if failed else ""),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _write(doc: dict, logs: Path) -> None:
+    doc["hog_fits"] = (logs / "spark-hog.log").read_text().count("spark_hog: fit ")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "test-beside-load.json").write_text(json.dumps(doc, indent=2) + "\n")
+    (RESULTS / "test-beside-load.md").write_text(_markdown(doc))
 
 
 def main() -> None:
@@ -82,6 +90,7 @@ def main() -> None:
             text=True,
             check=True,
         ).stdout.strip(),
+        "runs_planned": args.runs,
         "runs": [],
     }
     try:
@@ -94,13 +103,12 @@ def main() -> None:
             run.update(load_mean=sum(loads) / max(len(loads), 1), load_max=max(loads, default=0.0))
             doc["runs"].append(run)
             log.info("run %d: %s in %.0f s", i + 1, "passed" if run["passed"] else "FAILED", seconds)
+            # Written after every run: a session that ends mid-series still keeps what finished.
+            _write(doc, logs)
     finally:
         hog.terminate()
         hog.wait()
-    doc["hog_fits"] = (logs / "spark-hog.log").read_text().count("spark_hog: fit ")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "test-beside-load.json").write_text(json.dumps(doc, indent=2) + "\n")
-    (RESULTS / "test-beside-load.md").write_text(_markdown(doc))
+    _write(doc, logs)
     raise SystemExit(0 if all(r["passed"] for r in doc["runs"]) else 1)
 
 
