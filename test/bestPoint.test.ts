@@ -14,6 +14,8 @@ const point = (rank: number, regParam: number, maxIter = 10): AlsPoint => ({ ran
 const rows = (...specs: [number, number, number, number?][]): GridRow[] =>
   specs.map(([rmse, rank, regParam, maxIter], index) => ({ index, point: point(rank, regParam, maxIter), rmse, mae: rmse * 0.8, rmseStd: 0.01 }));
 
+const withFolds = (grid: GridRow[], folds: number[]): GridRow[] => grid.map((row, i) => ({ ...row, folds: folds[i]! }));
+
 /** Each case: the grid, and the index of the point the rule must pick. */
 const CASES: [string, GridRow[], number][] = [
   ['lower RMSE wins over a simpler model', rows([0.9, 8, 0.1], [0.9 - 1e-9, 16, 0.1]), 1],
@@ -22,6 +24,8 @@ const CASES: [string, GridRow[], number][] = [
   ['then to fewer iterations', rows([0.9, 8, 0.1, 20], [0.9, 8, 0.1, 5]), 1],
   ['RMSEs within the tolerance are a tie', rows([0.9 + 5e-13, 12, 0.1], [0.9, 16, 0.1]), 0],
   ['a tie on every key goes to the earlier point', rows([0.95, 8, 0.1], [0.9, 12, 0.1], [0.9, 12, 0.1]), 1],
+  // Successive halving: a point dropped after one fold cannot win on that fold's lucky score.
+  ['only the points scored on the most folds compete', withFolds(rows([0.85, 8, 0.1], [0.9, 12, 0.1], [0.91, 16, 0.1]), [1, 3, 3]), 1],
 ];
 
 function pythonBest(grids: GridRow[][]): Record<string, unknown>[] {

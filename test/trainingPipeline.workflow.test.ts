@@ -192,6 +192,50 @@ test('runs every stage in order, fans the grid out two at a time, and picks the 
   expect(full.test).toEqual(result.test);
 });
 
+test('from 8 grid points the search halves over the CV folds: every point on the first fold, the better half on the next', async () => {
+  const rec = newRecorder();
+  const grid = { rank: [8, 12, 16, 20], regParam: [0.05, 0.1] };
+  const args = input({ grid, register: false });
+  const [result, progress] = await withWorker(fakeActivities(rec), async (taskQueue) => {
+    const handle = await client.workflow.start(trainingPipeline, { taskQueue, workflowId: `test-${args.runId}`, args: [args] });
+    return [await handle.result(), (await handle.query(progressQuery)).grid] as const;
+  });
+
+  // 8 points on fold 0, then the 4 best of them (fake RMSE 0.90, 0.94, 0.94, 0.95) on fold 1.
+  const steps = rec.spark.filter((s) => s.job === 'als_point');
+  expect(steps).toHaveLength(12);
+  const ids = rec.activityIds.filter((id) => /^grid-\d/.test(id));
+  expect(ids.filter((id) => id.endsWith('-fold0'))).toHaveLength(8);
+  expect(ids.filter((id) => id.endsWith('-fold1')).sort()).toEqual([
+    'grid-001-rank8-reg0.1-iter10-fold1',
+    'grid-002-rank12-reg0.05-iter10-fold1',
+    'grid-003-rank12-reg0.1-iter10-fold1',
+    'grid-005-rank16-reg0.1-iter10-fold1',
+  ]);
+  // Each step scores one fold, named in its result's file.
+  for (const step of steps) {
+    const f = Number(/-fold(\d)$/.exec(step.resultName)![1]);
+    expect(step.input.folds).toEqual([fold(f)]);
+  }
+  expect(progress).toEqual({ done: 12, total: 12 });
+
+  expect(result.best).toMatchObject({ point: { rank: 12, regParam: 0.1 }, rmse: 0.9, folds: 2 });
+  const full = rec.documents[0]!.document as TrainingPipelineResult;
+  expect(full.grid.map((r) => r.folds)).toEqual([1, 2, 2, 2, 1, 2, 1, 1]);
+  expect(full.details.grid).toHaveLength(12);
+
+  // The same grid with halving off: one step per point, every fold in it.
+  const off = newRecorder();
+  const offArgs = input({ grid: { ...grid, halving: false }, register: false });
+  const offResult = await withWorker(fakeActivities(off), (taskQueue) =>
+    client.workflow.execute(trainingPipeline, { taskQueue, workflowId: `test-${offArgs.runId}`, args: [offArgs] }),
+  );
+  const offSteps = off.spark.filter((s) => s.job === 'als_point');
+  expect(offSteps).toHaveLength(8);
+  expect(offSteps.every((s) => (s.input.folds as unknown[]).length === 2)).toBe(true);
+  expect(offResult.best.point).toEqual(result.best.point);
+});
+
 test('ties on RMSE go to the simpler model: smaller rank, then larger regParam', async () => {
   const rec = newRecorder();
   const flat = fakeActivities(rec, {

@@ -3,6 +3,7 @@ the workflow uses to pick the point it trains and registers."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -30,16 +31,25 @@ def beats(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     return False
 
 
+def _depth(row: Mapping[str, Any]) -> float:
+    """How many CV folds a row's means are over; a row that does not say counts as every fold."""
+    n = row.get("n_folds")
+    return math.inf if n is None or (isinstance(n, float) and math.isnan(n)) else n
+
+
 def best_row(rows: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    """The best of flat grid rows ({"rank", "reg_param", "max_iter", "rmse", ...}) in grid order.
+    """The best of flat grid rows ({"rank", "reg_param", "max_iter", "rmse", "n_folds", ...}) in
+    grid order, among the rows scored on the most folds (successive halving drops points early).
 
     A scan that keeps a row until a later one beats it, step for step as `bestRow` in
     `src/workflows/grid.ts`: with a tolerance there is no total order to sort by, and this way both
     languages pick the same row. Rows without an rmse (failed points) are skipped.
     """
+    rows = [row for row in rows if row.get("rmse") is not None]
+    deepest = max(map(_depth, rows), default=None)
     best: Mapping[str, Any] | None = None
     for row in rows:
-        if row.get("rmse") is None:
+        if _depth(row) != deepest:
             continue
         if best is None or beats(row, best):
             best = row

@@ -235,6 +235,8 @@ def plot_cv_heatmap(grid: Iterable[Mapping[str, Any]]) -> Figure:
         title += f"\n(best over maxIter ∈ {{{', '.join(f'{int(i)}' for i in iters)}}} per cell)"
     elif iters:
         title += f" (maxIter = {int(iters[0])})"
+    if "n_folds" in rows and rows["n_folds"].nunique() > 1:
+        title += "\n(successive halving: each point's mean over the folds it reached)"
     ax.set_title(title)
     return fig
 

@@ -15,6 +15,7 @@ import datetime as dt
 import html
 import json
 import math
+import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,30 +97,55 @@ def load_run(run_dir: str | Path) -> RunOutputs:
 
 
 def grid_rows(results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Grid-search results as the flat rows `plots.plot_cv_heatmap` takes.
+    """Grid-search results as the flat rows `plots.plot_cv_heatmap` takes, one per point in the
+    order the points first appear.
 
-    Accepts `als_point` job results ({"point": {"rank", "regParam", "maxIter", ...}, "mean":
-    {"rmse", "mae"}, "std": {...}}), the pipeline's `GridRow`s ({"point", "rmse", "mae",
-    "rmseStd"}) or rows that are flat already; returns {"rank", "reg_param", "max_iter", "rmse",
-    "mae", "rmse_std"}, a missing value as None.
+    Accepts `als_point` job results ({"point": {"rank", "regParam", "maxIter", ...}, "folds": [...],
+    "mean": {"rmse", "mae"}, "std": {...}}), the pipeline's `GridRow`s ({"point", "rmse", "mae",
+    "rmseStd", "folds"}) or rows that are flat already; returns {"rank", "reg_param", "max_iter",
+    "rmse", "mae", "rmse_std", "n_folds"}, a missing value as None. Under successive halving a point
+    has one result per fold it reached: they are merged, the means taken over those folds.
     """
-    rows = []
+    rows: list[dict[str, Any]] = []
+    merged: dict[str, list[Mapping[str, Any]]] = {}  # point -> its als_point results
     for doc in results:
         if "point" not in doc:
             rows.append(dict(doc))
             continue
-        point, mean = doc["point"], doc.get("mean", doc)
-        rows.append(
-            {
-                "rank": point.get("rank"),
-                "reg_param": point.get("regParam"),
-                "max_iter": point.get("maxIter"),
-                "rmse": mean.get("rmse"),
-                "mae": mean.get("mae"),
-                "rmse_std": doc.get("std", {}).get("rmse", doc.get("rmseStd")),
-            }
-        )
-    return rows
+        point = doc["point"]
+        if isinstance(doc.get("folds"), list):
+            key = json.dumps(point, sort_keys=True)
+            if key not in merged:
+                merged[key] = []
+                rows.append({"_key": key})
+            merged[key].append(doc)
+            continue
+        rows.append(_flat_row(point, doc, doc.get("rmseStd"), doc.get("folds")))
+    return [_merged_row(merged[row["_key"]]) if "_key" in row else row for row in rows]
+
+
+def _flat_row(point: Mapping[str, Any], mean: Mapping[str, Any], rmse_std: Any, n_folds: Any) -> dict:
+    return {
+        "rank": point.get("rank"),
+        "reg_param": point.get("regParam"),
+        "max_iter": point.get("maxIter"),
+        "rmse": mean.get("rmse"),
+        "mae": mean.get("mae"),
+        "rmse_std": rmse_std,
+        "n_folds": n_folds,
+    }
+
+
+def _merged_row(docs: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """One point from its `als_point` results: one result as it is; several (one per fold, under
+    successive halving) by the mean and population deviation over their folds, as `als_point` does."""
+    if len(docs) == 1:
+        doc = docs[0]
+        return _flat_row(doc["point"], doc["mean"], doc.get("std", {}).get("rmse"), len(doc["folds"]))
+    folds = sorted((f for d in docs for f in d["folds"]), key=lambda f: f["fold"])
+    rmse = [f["rmse"] for f in folds]
+    mean = {"rmse": statistics.fmean(rmse), "mae": statistics.fmean(f["mae"] for f in folds)}
+    return _flat_row(docs[0]["point"], mean, statistics.pstdev(rmse), len(folds))
 
 
 def key_numbers(

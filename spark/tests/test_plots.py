@@ -272,16 +272,16 @@ CLEAN = {
 }
 
 
-def _point_result(row):
+def _point_result(row, folds=3):
     """An `als_point` job result, as the grid search writes one per point to results/grid/NNN.json."""
     point = {"rank": row["rank"], "regParam": row["reg_param"], "maxIter": row["max_iter"], "alpha": 1.0}
     scores = {"rmse": row["rmse"], "mae": 0.7}
     return {
         "job": "als_point",
         "point": {**point, "implicitPrefs": False},
-        "folds": [],
+        "folds": [{"fold": f, **scores, "nTest": 100, "nPredicted": 100} for f in range(folds)],
         "mean": scores,
-        "std": {},
+        "std": {"rmse": 0.0, "mae": 0.0},
     }
 
 
@@ -296,10 +296,41 @@ def test_grid_rows_flatten_point_results_and_pipeline_rows():
     rows = report.grid_rows([_point_result(GRID[0]), pipeline_row, GRID[1]])
 
     assert rows == [
-        {"rank": 5, "reg_param": 0.01, "max_iter": 5, "rmse": 0.95, "mae": 0.7, "rmse_std": None},
-        {"rank": 8, "reg_param": 0.05, "max_iter": 15, "rmse": 0.9, "mae": 0.7, "rmse_std": None},
+        {
+            "rank": 5,
+            "reg_param": 0.01,
+            "max_iter": 5,
+            "rmse": 0.95,
+            "mae": 0.7,
+            "rmse_std": 0.0,
+            "n_folds": 3,
+        },
+        {
+            "rank": 8,
+            "reg_param": 0.05,
+            "max_iter": 15,
+            "rmse": 0.9,
+            "mae": 0.7,
+            "rmse_std": None,
+            "n_folds": None,
+        },
         GRID[1],
     ]
+
+
+def test_grid_rows_merge_a_points_per_fold_results_and_the_best_point_reached_every_fold():
+    """Successive halving writes one result per point and fold; a point dropped after fold 0 with a
+    lucky score there does not win over one scored on every fold."""
+    lucky = _point_result({**GRID[0], "rmse": 0.80}, folds=1)
+    deep = [_point_result({**GRID[3], "rmse": rmse}, folds=1) for rmse in (0.86, 0.90)]
+    deep[1]["folds"][0]["fold"] = 1
+
+    rows = report.grid_rows([lucky, *deep])
+
+    assert [(r["rank"], r["n_folds"]) for r in rows] == [(GRID[0]["rank"], 1), (GRID[3]["rank"], 2)]
+    assert rows[1]["rmse"] == pytest.approx(0.88) and rows[1]["rmse_std"] == pytest.approx(0.02)
+    assert plots.best_grid_point(rows)["rank"] == GRID[3]["rank"]
+    assert "successive halving" in plots.plot_cv_heatmap(rows).axes[0].get_title()
 
 
 def test_report_holds_the_key_numbers_tables_and_embedded_images():

@@ -4,6 +4,10 @@
  */
 import { z } from 'zod';
 
+/**
+ * Only the points scored on the most CV folds compete (all of them under full cross-validation;
+ * under successive halving, the ones that reached the last fold), here and in Python's `best_row`.
+ */
 export const BestPointRule = z.object({
   /** ALS's grid: lower is better. A model family is judged by its own objective (`OBJECTIVES` in models.ts); two values this close are a tie. */
   metric: z.literal('rmse'),

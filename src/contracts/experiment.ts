@@ -22,6 +22,11 @@ export const AlsGrid = z
     maxIter: z.array(z.number().int().min(1).max(100)).min(1).default([10]),
     alpha: z.array(z.number().min(0)).min(1).default([1]),
     implicitPrefs: z.boolean().default(false),
+    /**
+     * Successive halving over the CV folds (`workflows/halving.ts`): every point is scored on the
+     * first fold and the better half goes on to the next. Default: on from 8 points, off below.
+     */
+    halving: z.boolean().optional(),
   })
   .strict();
 export type AlsGrid = z.infer<typeof AlsGrid>;

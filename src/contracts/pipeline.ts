@@ -50,7 +50,15 @@ export const StageTiming = z.object({ stage: z.string(), seconds: z.number().non
 export type StageTiming = z.infer<typeof StageTiming>;
 
 /** One row of the grid-search table: the point and its mean CV scores. */
-export const GridRow = z.object({ index: z.number().int(), point: AlsPoint, rmse: z.number(), mae: z.number(), rmseStd: z.number() });
+export const GridRow = z.object({
+  index: z.number().int(),
+  point: AlsPoint,
+  rmse: z.number(),
+  mae: z.number(),
+  rmseStd: z.number(),
+  /** How many CV folds the means are over: all of them, unless successive halving dropped the point earlier. */
+  folds: z.number().int().min(1).optional(),
+});
 export type GridRow = z.infer<typeof GridRow>;
 
 /** One searched family's grid point: its mean CV scores and the objective it is judged by. */

@@ -22,11 +22,14 @@ export function gridActivityId(index: number, p: AlsPoint): string {
 }
 
 /**
- * The best row under `BEST_POINT_RULE`: ALS's rows judged by CV RMSE through `bestByObjective`, so
- * one scan serves ALS and every family, the same steps as the Python side's.
+ * The best row under `BEST_POINT_RULE`: of the rows scored on the most folds, the best by CV RMSE
+ * through `bestByObjective`, so one scan serves ALS and every family, the same steps as the Python
+ * side's (`best_row`). A row without `folds` counts as scored on every fold.
  */
 export function bestRow(rows: readonly GridRow[]): GridRow | null {
-  const scored = rows.map((row) => ({ index: row.index, point: snakeKeys(row.point), objective: 'rmse' as const, score: row.rmse, row }));
+  const depth = (row: GridRow) => row.folds ?? Infinity;
+  const deepest = Math.max(-Infinity, ...rows.map(depth));
+  const scored = rows.filter((row) => depth(row) === deepest).map((row) => ({ index: row.index, point: snakeKeys(row.point), objective: 'rmse' as const, score: row.rmse, row }));
   return bestByObjective(scored)?.row ?? null;
 }
 

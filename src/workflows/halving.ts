@@ -36,7 +36,7 @@ const std = (xs: readonly number[]) => Math.sqrt(mean(xs.map((x) => (x - mean(xs
 
 /** A race entry as a grid row: its mean scores over the folds it was scored on. */
 export function raceRow(e: RaceEntry): GridRow {
-  return { index: e.index, point: e.point, rmse: mean(e.foldRmse), mae: mean(e.foldMae), rmseStd: std(e.foldRmse) };
+  return { index: e.index, point: e.point, rmse: mean(e.foldRmse), mae: mean(e.foldMae), rmseStd: std(e.foldRmse), folds: e.foldRmse.length };
 }
 
 /** The entries ranked best first by mean RMSE so far, ties to the simpler model (`bestRow`). */
@@ -64,7 +64,7 @@ export function contenders(race: readonly RaceEntry[], fold: number, folds: numb
     .sort((a, b) => a - b);
 }
 
-/** The winner: the best of the points scored on every fold. */
+/** The winner: the best of the points scored on every fold (`bestRow` keeps only the deepest rows). */
 export function raceWinner(race: readonly RaceEntry[], folds: number): GridRow | null {
   return bestRow(race.filter((e) => e.foldRmse.length === folds).map(raceRow));
 }

@@ -41,6 +41,7 @@ import { runIdentity } from '../contracts/runClaim';
 import type { RunnerSpec } from '../contracts/runner';
 import type { PipelineSummary } from '../contracts/summary';
 import { bestByObjective, bestRow, expandFamilyGrid, expandGrid, familyActivityId, gridActivityId } from './grid';
+import { contenders, halvingSchedule, raceRow, useHalving, type RaceEntry } from './halving';
 import { limiter } from './limiter';
 import { summarise } from './summary';
 
@@ -220,20 +221,54 @@ async function runStages(
   const familyPoints = Object.entries(config.families ?? {}).flatMap(([family, grid]) =>
     expandFamilyGrid(grid).map((point, index) => ({ family: family as FamilyName, point, index })),
   );
-  progress.grid = { done: 0, total: points.length + familyPoints.length };
+  const cv = split.result.cv;
+  // Runs recorded before successive halving was wired cross-validated every point (patch marker).
+  const halving = cv.length > 1 && useHalving(points.length, config.grid.halving) && patched('grid-successive-halving');
+  const alsSteps = halving ? halvingSchedule(points.length, cv.length).reduce((a, b) => a + b, 0) : points.length;
+  progress.grid = { done: 0, total: alsSteps + familyPoints.length };
+
+  /** Every point on every CV fold: one step per point. */
+  const crossValidate = () =>
+    Promise.all(
+      points.map(async (point: AlsPoint, index: number) => {
+        // Named after the point, so a result is only ever reused for the very same point.
+        const activityId = gridActivityId(index, point);
+        const { result } = await spark('als_point', activityId, { folds: cv, point, ...model(`grid-${index}`) }, `grid/${activityId}`);
+        const row: GridRow = { index, point, rmse: result.mean.rmse, mae: result.mean.mae, rmseStd: result.std.rmse };
+        progress.grid.done++;
+        progress.best = bestRow(progress.best ? [progress.best, row] : [row]);
+        return { row, result };
+      }),
+    );
+
+  /**
+   * Successive halving (`halving.ts`): one step per point and fold. Every point is scored on the
+   * first fold, the better half of them on the next, and so on; the rows hold each point's means
+   * over the folds it reached, and the best point is the best of those that reached the last.
+   */
+  async function race() {
+    const entries: RaceEntry[] = points.map((point, index) => ({ index, point, foldRmse: [], foldMae: [] }));
+    const results: JobRun<JobResultOf<'als_point'>>['result'][] = [];
+    for (let f = 0; f < cv.length; f++) {
+      await Promise.all(
+        contenders(entries, f, cv.length).map(async (index) => {
+          const entry = entries[index]!;
+          const activityId = `${gridActivityId(index, entry.point)}-fold${f}`;
+          const { result } = await spark('als_point', activityId, { folds: [cv[f]!], point: entry.point, ...model(`grid-${index}-fold${f}`) }, `grid/${activityId}`);
+          entry.foldRmse.push(result.mean.rmse);
+          entry.foldMae.push(result.mean.mae);
+          results.push(result);
+          progress.grid.done++;
+          progress.best = bestRow(entries.filter((e) => e.foldRmse.length > 0).map(raceRow));
+        }),
+      );
+    }
+    return { rows: entries.map(raceRow), results };
+  }
+
   const [grid, familyGrid] = await timed('grid', () =>
     Promise.all([
-      Promise.all(
-        points.map(async (point: AlsPoint, index: number) => {
-          // Named after the point, so a result is only ever reused for the very same point.
-          const activityId = gridActivityId(index, point);
-          const { result } = await spark('als_point', activityId, { folds: split.result.cv, point, ...model(`grid-${index}`) }, `grid/${activityId}`);
-          const row: GridRow = { index, point, rmse: result.mean.rmse, mae: result.mean.mae, rmseStd: result.std.rmse };
-          progress.grid.done++;
-          progress.best = bestRow(progress.best ? [progress.best, row] : [row]);
-          return { row, result };
-        }),
-      ),
+      halving ? race() : crossValidate().then((done) => ({ rows: done.map((d) => d.row), results: done.map((d) => d.result) })),
       Promise.all(
         familyPoints.map(async ({ family, point, index }) => {
           const activityId = familyActivityId(family, index, point);
@@ -246,7 +281,7 @@ async function runStages(
       ),
     ]),
   );
-  const rows = grid.map((g) => g.row);
+  const rows = grid.rows;
   const best = bestRow(rows)!;
   upsertMemo({ bestPoint: best.point, bestCvRmse: best.rmse });
   const families = familyGrid.length > 0 ? chooseModels(best, familyGrid.map((g) => g.row), familyGrid.map((g) => g.result)) : undefined;
@@ -339,7 +374,7 @@ async function runStages(
       analysis: analysis.result,
       recommendations: recommendations.result,
       report: report.result,
-      grid: grid.map((g) => g.result),
+      grid: grid.results,
     },
     stages,
   };
