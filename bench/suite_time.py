@@ -1,7 +1,7 @@
 """Where `make test`'s time goes: runs it with load-average samples beside it, then writes
 bench/results/test-time.json and .md (per suite, per jest file, pytest's slowest tests).
 
-    python bench/suite_time.py              # runs `make test` (the stack ports come from the env)
+    python bench/suite_time.py              # runs `bash .ci/run` (the stack ports come from the env)
     python bench/suite_time.py --log FILE   # only parses a saved `make test` log (no load samples)
 
 The times are what this machine did under its load at the time: the load average is recorded
@@ -56,8 +56,8 @@ def parse(text: str) -> dict:
 
 
 def run_make_test(log_path: Path) -> tuple[str, float, list[float], int]:
-    """Runs `make test`, teeing its output to `log_path`; returns the log, seconds, 1-min loads and
-    the exit code."""
+    """Runs `bash .ci/run` (CI's command: `make test` with the shared MovieLens copies beside the
+    clone), teeing its output to `log_path`; returns the log, seconds, 1-min loads and the exit code."""
     loads: list[float] = []
     done = threading.Event()
 
@@ -69,7 +69,7 @@ def run_make_test(log_path: Path) -> tuple[str, float, list[float], int]:
     sampler.start()
     t0 = time.monotonic()
     with open(log_path, "w") as out:
-        proc = subprocess.run(["make", "test"], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.run(["bash", ".ci/run"], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     seconds = time.monotonic() - t0
     done.set()
     log.info("make test exited %d after %.0f s", proc.returncode, seconds)

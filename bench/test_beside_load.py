@@ -1,6 +1,6 @@
-"""Issue #11: `make test` several times in a row on this clone while another Spark job keeps the
-cores busy. Records each run's outcome, seconds, suite times and the load average beside it in
-bench/results/test-beside-load.json and .md.
+"""Issue #11: `make test` (as CI runs it: `bash .ci/run`) several times in a row on this clone
+while another Spark job keeps the cores busy. Records each run's outcome, seconds, suite times and
+the load average beside it in bench/results/test-beside-load.json and .md.
 
     python3 bench/test_beside_load.py [--runs 3]   # in a clean clone with ../shared beside it
 
