@@ -323,6 +323,7 @@ def run_size(
         "jvmMaxHeapGiB": jvm_max_heap_gib(sampler.jvm),
         "peak": sampler.peaks(t0, t0 + total),
         "evaluateSeconds": result["details"]["evaluation"].get("seconds"),
+        "recommendSeconds": result["details"]["recommendations"].get("seconds"),
     }
 
 
@@ -396,6 +397,9 @@ def write(out: Path, doc: dict[str, Any]) -> None:
                 *(f"| {m} | {inside['fit'][m]:.1f} | {inside['lists'][m]:.1f} |" for m in inside["fit"]),
                 "",
             ]
+        parts = r.get("recommendSeconds")
+        if parts:
+            lines += ["Inside recommend: " + ", ".join(f"{p} {s:.1f} s" for p, s in parts.items()) + ".", ""]
     lines += [
         "## ALS per iteration against the FLOP floor",
         "",

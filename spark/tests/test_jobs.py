@@ -209,6 +209,8 @@ def test_recommendations_never_repeat_a_rated_movie(spark, chain):
     rated = spark.read.parquet(res["clean"]["outputs"]["ratings"])
     assert recs.join(rated, ["user_id", "movie_id"]).count() == 0
     assert res["recommend"]["nUsers"] == 40
+    assert set(res["recommend"]["seconds"]) == {"fit", "lists", "shards", "similar"}
+    assert all(t > 0 for t in res["recommend"]["seconds"].values())
     shard = json.loads((run_dir / "recommendations" / "json" / "users-0.json").read_text())
     assert len(shard) == 40 and all(len(v) == 5 for v in shard.values())
     assert set(shard["2"][0]) == {"movieId", "title", "genres", "score", "because"}

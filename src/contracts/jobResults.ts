@@ -161,6 +161,14 @@ export const RecommendResult = z
     model: ServedModel,
     outputs: z.object({ userRecs: StorageUri, userRecsJson: StorageUri, modelJson: StorageUri, similarMovies: StorageUri, similarMoviesJson: StorageUri }).strict(),
     nUsers: Count,
+    /**
+     * Where the job's time went: fitting the served model, its lists for every user (with titles
+     * and explanations, written as Parquet), the per-user JSON shards, and the similar movies.
+     */
+    seconds: z
+      .object({ fit: z.number().nonnegative(), lists: z.number().nonnegative(), shards: z.number().nonnegative(), similar: z.number().nonnegative() })
+      .strict()
+      .optional(),
   })
   .strict();
 export type RecommendResult = z.infer<typeof RecommendResult>;

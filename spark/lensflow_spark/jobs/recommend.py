@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import time
 from importlib import resources
 from typing import Any
 
@@ -102,8 +103,15 @@ def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
     movies = tables.read_parquet(spark, job_input["movies"]).select(C.MOVIE_ID, C.TITLE, C.GENRES)
     out = job_input["output"].rstrip("/")
     work = tempfile.mkdtemp(prefix="lensflow-recommend-")  # torch_ease's local fold and weights
+    # Where the job's time goes; each part ends in actions (a fit, a write, a collect), so each
+    # timer forces its work.
+    seconds: dict[str, float] = {}
+    clock = time.monotonic
     try:
+        started = clock()
         model, point = _fit(ratings, job_input["ranking"], min_support, job_input, work)
+        seconds["fit"] = clock() - started
+        started = clock()
         family_name = model.family
         because_titles = movies.select(
             F.col(C.MOVIE_ID).alias(BECAUSE), F.col(C.TITLE).alias("because_title")
@@ -115,9 +123,13 @@ def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
             .withColumn("model", F.lit(family_name))
         )
         recs.write.mode("overwrite").parquet(f"{out}/users")
+        seconds["lists"] = clock() - started
+        started = clock()
         recs = spark.read.parquet(f"{out}/users")  # served once: the JSON is built from what was written
         _write_user_shards(spark, recs, f"{out}/json")
+        seconds["shards"] = clock() - started
 
+        started = clock()
         support = ratings.groupBy(C.MOVIE_ID).agg(F.count(F.lit(1)).alias("support"))
         top = (
             support.where(F.col("support") >= point["min_support"])
@@ -150,6 +162,7 @@ def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
         for r in lists
     }
     write_json(spark, f"{out}/json/{_LAYOUT['similarFile']}", similar_doc)
+    seconds["similar"] = clock() - started
     described = {
         "family": family_name,
         "point": point,
@@ -173,4 +186,5 @@ def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
             "similarMoviesJson": f"{out}/json/{_LAYOUT['similarFile']}",
         },
         "nUsers": recs.select(C.USER_ID).distinct().count(),
+        "seconds": {part: round(s, 3) for part, s in seconds.items()},
     }
