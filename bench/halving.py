@@ -9,7 +9,7 @@ on ml-latest-small twice, one after the other: `"halving": false` (every point o
 `"halving": true` (`src/workflows/halving.ts`: every point on fold 0, the better half on the next
 fold, ...). Same split (random 0.2, 3 CV folds, seed 42), so both searches see the same folds.
 Records per run the chosen point, its CV RMSE, the grid stage's seconds and the ALS fits (one per
-point and fold scored, from the run's full result document), and whether halving chose full
+point and fold scored, from the run's full result document, `--json`), and whether halving chose full
 cross-validation's point. Writes `halving.json` and `.md`. A benchmark: it asserts nothing.
 """
 
@@ -26,8 +26,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
-
 log = logging.getLogger("bench.halving")
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,27 +37,20 @@ GRIDS = {
 CONCURRENT = 3
 
 
-def result_document(uri: str) -> dict[str, Any]:
-    """The run's full result document (`results/pipeline.json`) from the stack's S3 server."""
-    bucket, key = uri.removeprefix("s3://").split("/", 1)
-    s3 = boto3.client("s3", endpoint_url=os.environ["LENSFLOW_S3_ENDPOINT"])
-    return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-
-
 def lensflow_run(grid: dict[str, Any], halving: bool) -> dict[str, Any]:
     cmd = ["node", str(REPO / "dist" / "cli" / "main.js"), "run", "--dataset", "ml-latest-small",
            "--grid", json.dumps({**grid, "halving": halving}), "--split", json.dumps(SPLIT),
            "--prefix", f"bench-halving-{uuid.uuid4().hex[:8]}", "--max-concurrent", str(CONCURRENT),
            "--no-register", "--json"]  # fmt: skip
     t0 = time.perf_counter()
-    summary = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    # --json prints the run's full result document.
+    full = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
     total = time.perf_counter() - t0
-    full = result_document(summary["resultUri"])
-    stages = {s["stage"]: s["seconds"] for s in summary["stages"]}
+    stages = {s["stage"]: s["seconds"] for s in full["stages"]}
     best, len_folds = full["best"], SPLIT["cvFolds"]
     return {
         "halving": halving,
-        "runId": summary["runId"],
+        "runId": full["runId"],
         "total": total,
         "grid": stages["grid"],
         "fits": sum(len(r["folds"]) for r in full["details"]["grid"]),

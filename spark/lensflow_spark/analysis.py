@@ -42,14 +42,18 @@ from typing import Any
 
 from pyspark.sql import DataFrame
 
-# Layout of a run folder (see the module docstring), relative to `<run>`.
-ANALYSIS_DIR = "analysis"
-SUMMARY_FILE = "analysis/summary.json"
-CLEAN_FILE = "results/clean.json"
-GRID_DIR = "results/grid"
-EVALUATION_FILE = "results/evaluate.json"
-REPORT_DIR = "report"
-REPORT_FILE = "report/report.html"
+from .contracts import shared_fact
+
+# Layout of a run folder (see the module docstring), relative to `<run>`, from the one definition
+# the workflow places results by (`RUN_LAYOUT` of src/contracts/pipeline.ts).
+_LAYOUT = shared_fact("run-layout")
+ANALYSIS_DIR = _LAYOUT["analysis"].rstrip("/")
+SUMMARY_FILE = f"{ANALYSIS_DIR}/summary.json"
+CLEAN_FILE = _LAYOUT["result"].format(resultName="clean")
+GRID_DIR = _LAYOUT["result"].format(resultName=f"{_LAYOUT['gridResults']}/-").rsplit("/", 1)[0]
+EVALUATION_FILE = _LAYOUT["result"].format(resultName="evaluate")
+REPORT_DIR = _LAYOUT["report"].rstrip("/")
+REPORT_FILE = f"{REPORT_DIR}/report.html"
 TABLE_NAMES = (
     "top_movies",
     "rating_distribution",

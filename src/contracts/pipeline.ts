@@ -135,7 +135,16 @@ export interface PipelineProgress {
  * Where a run lives in its bucket and where a job's result goes in it, the part of the layout the
  * Python worker also writes to (`run-layout.json`, read by `worker.result_uri_of`).
  */
-export const RUN_LAYOUT = { run: '{prefix}/runs/{runId}/', result: 'results/{resultName}.json' } as const;
+export const RUN_LAYOUT = {
+  run: '{prefix}/runs/{runId}/',
+  result: 'results/{resultName}.json',
+  /** Result names `<gridResults>/<activity id>` (ALS's grid) and `<familyResults>/<activity id>` (the families'). */
+  gridResults: 'grid',
+  familyResults: 'families',
+  /** Folders of a run that the report and the notebook read from a local copy too. */
+  analysis: 'analysis/',
+  report: 'report/',
+} as const;
 
 /** A `RUN_LAYOUT` template with its `{name}` fields filled in (Python's `str.format` reads the same). */
 function fill(template: string, values: Record<string, string>): string {
@@ -145,6 +154,9 @@ function fill(template: string, values: Record<string, string>): string {
 /** S3 layout of one run, derived from the input in one place. */
 export function runLayout(bucket: string, prefix: string, runId: string) {
   const runUri = `s3://${bucket}/${fill(RUN_LAYOUT.run, { prefix, runId })}`;
+  const resultUri = (job: string) => `${runUri}${fill(RUN_LAYOUT.result, { resultName: job })}`;
+  /** The folder that results named `<folder>/<id>` go to (the grid's, the families'). */
+  const resultsFolderUri = (folder: string) => resultUri(`${folder}/-`).replace(/[^/]*$/, '');
   return {
     runUri,
     /** The input the run id was claimed for (`claimRunId`), written before any stage output. */
@@ -152,14 +164,15 @@ export function runLayout(bucket: string, prefix: string, runId: string) {
     processedUri: `${runUri}processed/`,
     foldsUri: `${runUri}folds/`,
     modelUri: `${runUri}model/`,
-    analysisUri: `${runUri}analysis/`,
+    analysisUri: `${runUri}${RUN_LAYOUT.analysis}`,
     recommendationsUri: `${runUri}recommendations/`,
-    reportUri: `${runUri}report/`,
+    reportUri: `${runUri}${RUN_LAYOUT.report}`,
     checkpointUri: (name: string) => `${runUri}checkpoints/${name}/`,
-    gridResultsUri: `${runUri}results/grid/`,
+    /** One `als_point` result per grid point (per point and fold under successive halving): `results/grid/<activity id>.json`. */
+    gridResultsUri: resultsFolderUri(RUN_LAYOUT.gridResults),
     /** One `model_point` result per family point: `results/families/<activity id>.json` (the id names the family). */
-    familyResultsUri: `${runUri}results/families/`,
-    resultUri: (job: string) => `${runUri}${fill(RUN_LAYOUT.result, { resultName: job })}`,
+    familyResultsUri: resultsFolderUri(RUN_LAYOUT.familyResults),
+    resultUri,
   };
 }
 

@@ -27,6 +27,7 @@ import { JobInputs, servedRanking, sparkTaskQueueOf, type JobInputOf, type JobRe
 import type { JobName, JobResultOf } from '../contracts/jobResults';
 import {
   TrainingPipelineInput,
+  RUN_LAYOUT,
   runIdFromWorkflowId,
   runLayout,
   type ChosenModel,
@@ -233,7 +234,7 @@ async function runStages(
       points.map(async (point: AlsPoint, index: number) => {
         // Named after the point, so a result is only ever reused for the very same point.
         const activityId = gridActivityId(index, point);
-        const { result } = await spark('als_point', activityId, { folds: cv, point, ...model(`grid-${index}`) }, `grid/${activityId}`);
+        const { result } = await spark('als_point', activityId, { folds: cv, point, ...model(`grid-${index}`) }, `${RUN_LAYOUT.gridResults}/${activityId}`);
         const row: GridRow = { index, point, rmse: result.mean.rmse, mae: result.mean.mae, rmseStd: result.std.rmse };
         progress.grid.done++;
         progress.best = bestRow(progress.best ? [progress.best, row] : [row]);
@@ -254,7 +255,7 @@ async function runStages(
         contenders(entries, f, cv.length).map(async (index) => {
           const entry = entries[index]!;
           const activityId = `${gridActivityId(index, entry.point)}-fold${f}`;
-          const { result } = await spark('als_point', activityId, { folds: [cv[f]!], point: entry.point, ...model(`grid-${index}-fold${f}`) }, `grid/${activityId}`);
+          const { result } = await spark('als_point', activityId, { folds: [cv[f]!], point: entry.point, ...model(`grid-${index}-fold${f}`) }, `${RUN_LAYOUT.gridResults}/${activityId}`);
           entry.foldRmse.push(result.mean.rmse);
           entry.foldMae.push(result.mean.mae);
           results.push(result);
@@ -273,7 +274,7 @@ async function runStages(
         familyPoints.map(async ({ family, point, index }) => {
           const activityId = familyActivityId(family, index, point);
           const input = { family, point, folds: split.result.cv, ranking: config.ranking, ...model(activityId) };
-          const { result } = await spark('model_point', activityId, input, `families/${activityId}`);
+          const { result } = await spark('model_point', activityId, input, `${RUN_LAYOUT.familyResults}/${activityId}`);
           progress.grid.done++;
           const row: FamilyRow = { family, index, point, objective: result.objective, score: result.mean[result.objective]!, scoreStd: result.std[result.objective] ?? 0 };
           return { row, result };

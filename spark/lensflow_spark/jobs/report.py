@@ -11,6 +11,7 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
+from ..analysis import REPORT_FILE
 from ..plots import figure_png
 from ..report import grid_rows, render_report, report_figures
 from ..storage import list_files, read_json, write_bytes
@@ -47,6 +48,6 @@ def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
         title=f"lensflow run report: {job_input['dataset']}",
         families=families,
     )
-    report_uri = f"{out}/report.html"
+    report_uri = f"{out}/{REPORT_FILE.rsplit('/', 1)[-1]}"
     write_bytes(spark, report_uri, html_text.encode("utf-8"))
     return {"job": "report", "reportUri": report_uri, "plots": plots}
