@@ -20,10 +20,6 @@ from . import metrics as M
 MODEL = "model"
 
 
-def _number(value) -> float | None:
-    return None if value is None else float(value)
-
-
 def _stacked(frames: dict[str, DataFrame], *columns: str) -> DataFrame:
     tagged = [df.select(F.lit(name).alias(MODEL), *columns) for name, df in frames.items()]
     return reduce(DataFrame.unionByName, tagged)
@@ -64,10 +60,10 @@ def judge_models(
     table = reduce(lambda left, part: left.join(part, MODEL, "left"), parts, models)
     out: dict[str, dict[str, float | None]] = {}
     for row in table.collect():
-        metrics = {name: _number(row[name]) for name in M.RANKING_METRICS}
+        metrics = {name: M.float_or_none(row[name]) for name in M.RANKING_METRICS}
         metrics["catalogue_coverage"] = M.coverage_ratio(row)
-        metrics["distributional_coverage"] = _number(row["distributional_coverage"])
-        metrics["novelty"] = _number(row["novelty"])
+        metrics["distributional_coverage"] = M.float_or_none(row["distributional_coverage"])
+        metrics["novelty"] = M.float_or_none(row["novelty"])
         if row[MODEL] in predictions:
             metrics.update(M.rating_fit(row))
         out[row[MODEL]] = metrics

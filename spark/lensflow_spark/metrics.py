@@ -49,7 +49,8 @@ def _check_k(k: int) -> None:
         raise ValueError(f"k must be a positive int, got {k!r}")
 
 
-def _float_or_none(value) -> float | None:
+def float_or_none(value) -> float | None:
+    """A metric as Python reads it from a result row (a Decimal of the exact sums, say), None kept."""
     return None if value is None else float(value)
 
 
@@ -275,7 +276,7 @@ def ranking_metrics(
     is no such user (empty held-out set); a user with no hit, or no list at all, counts as 0.0.
     """
     row = ranking_means(recommendations, held_out, k, threshold=threshold, relevant=relevant).first()
-    return {name: _float_or_none(row[name]) for name in RANKING_METRICS}
+    return {name: float_or_none(row[name]) for name in RANKING_METRICS}
 
 
 def ranking_means(
@@ -492,7 +493,7 @@ def full_list_metrics(
     ap = F.aggregate("_h", F.lit(0.0), lambda acc, h: acc + h["_j"] / h[RANK]) / F.col("_n")
     within_r = F.size(F.filter("_h", lambda h: h[RANK] <= F.col("_n"))) / F.col("_n")
     row = per_user.agg(exact_avg(ap).alias("map"), exact_avg(within_r).alias("r_precision")).first()
-    return {"map": _float_or_none(row["map"]), "r_precision": _float_or_none(row["r_precision"])}
+    return {"map": float_or_none(row["map"]), "r_precision": float_or_none(row["r_precision"])}
 
 
 def distributional_coverage(recommendations: DataFrame, k: int) -> float | None:
@@ -504,7 +505,7 @@ def distributional_coverage(recommendations: DataFrame, k: int) -> float | None:
     0 when every list is the same single movie; log2(catalogue size) when every movie is listed
     equally often (Recommenders' `distributional_coverage`). None without recommendations.
     """
-    return _float_or_none(slot_entropy(recommendations, k).first()["distributional_coverage"])
+    return float_or_none(slot_entropy(recommendations, k).first()["distributional_coverage"])
 
 
 def slot_entropy(recommendations: DataFrame, k: int, *, groups: DataFrame | None = None) -> DataFrame:
@@ -548,7 +549,7 @@ def novelty(
     listed movie is known. `information`: `self_information(train)`, when the caller has it cached.
     """
     info = self_information(train) if information is None else information
-    return _float_or_none(mean_novelty(recommendations, info, k).first()["novelty"])
+    return float_or_none(mean_novelty(recommendations, info, k).first()["novelty"])
 
 
 def mean_novelty(
@@ -594,7 +595,7 @@ def intra_list_diversity(recommendations: DataFrame, item_features: DataFrame, k
     )
     cos = F.coalesce(F.nanvl(_cosine(F.col("a._f"), F.col("b._f")), F.lit(0.0)), F.lit(0.0))
     per_user = pairs.groupBy(F.col(f"a.{C.USER_ID}").alias(C.USER_ID)).agg(exact_avg(1.0 - cos).alias("_d"))
-    return _float_or_none(per_user.agg(exact_avg("_d")).first()[0])
+    return float_or_none(per_user.agg(exact_avg("_d")).first()[0])
 
 
 def serendipity(
@@ -633,4 +634,4 @@ def serendipity(
         .groupBy(C.USER_ID)
         .agg(exact_avg(F.col("_unexpected") * F.coalesce(F.col("_rel"), F.lit(0.0))).alias("_s"))
     )
-    return _float_or_none(per_user.agg(exact_avg("_s")).first()[0])
+    return float_or_none(per_user.agg(exact_avg("_s")).first()[0])
