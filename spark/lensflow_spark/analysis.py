@@ -48,12 +48,14 @@ from .contracts import shared_fact
 # the workflow places results by (`RUN_LAYOUT` of src/contracts/pipeline.ts).
 _LAYOUT = shared_fact("run-layout")
 ANALYSIS_DIR = _LAYOUT["analysis"].rstrip("/")
-SUMMARY_FILE = f"{ANALYSIS_DIR}/summary.json"
+SUMMARY_NAME = "summary.json"
+SUMMARY_FILE = f"{ANALYSIS_DIR}/{SUMMARY_NAME}"
 CLEAN_FILE = _LAYOUT["result"].format(resultName="clean")
 GRID_DIR = _LAYOUT["result"].format(resultName=f"{_LAYOUT['gridResults']}/-").rsplit("/", 1)[0]
 EVALUATION_FILE = _LAYOUT["result"].format(resultName="evaluate")
 REPORT_DIR = _LAYOUT["report"].rstrip("/")
-REPORT_FILE = f"{REPORT_DIR}/report.html"
+REPORT_NAME = "report.html"
+REPORT_FILE = f"{REPORT_DIR}/{REPORT_NAME}"
 TABLE_NAMES = (
     "top_movies",
     "rating_distribution",

@@ -106,22 +106,19 @@ def grid_rows(results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     "rmse", "mae", "rmse_std", "n_folds"}, a missing value as None. Under successive halving a point
     has one result per fold it reached: they are merged, the means taken over those folds.
     """
-    rows: list[dict[str, Any]] = []
-    merged: dict[str, list[Mapping[str, Any]]] = {}  # point -> its als_point results
+    entries: list[dict[str, Any] | list[Mapping[str, Any]]] = []  # a flat row, or a point's results
+    per_point: dict[str, list[Mapping[str, Any]]] = {}
     for doc in results:
         if "point" not in doc:
-            rows.append(dict(doc))
-            continue
-        point = doc["point"]
-        if isinstance(doc.get("folds"), list):
-            key = json.dumps(point, sort_keys=True)
-            if key not in merged:
-                merged[key] = []
-                rows.append({"_key": key})
-            merged[key].append(doc)
-            continue
-        rows.append(_flat_row(point, doc, doc.get("rmseStd"), doc.get("folds")))
-    return [_merged_row(merged[row["_key"]]) if "_key" in row else row for row in rows]
+            entries.append(dict(doc))
+        elif isinstance(doc.get("folds"), list):  # an als_point result
+            key = json.dumps(doc["point"], sort_keys=True)
+            if key not in per_point:
+                entries.append(per_point.setdefault(key, []))
+            per_point[key].append(doc)
+        else:
+            entries.append(_flat_row(doc["point"], doc, doc.get("rmseStd"), doc.get("folds")))
+    return [_merged_row(e) if isinstance(e, list) else e for e in entries]
 
 
 def _flat_row(point: Mapping[str, Any], mean: Mapping[str, Any], rmse_std: Any, n_folds: Any) -> dict:

@@ -24,7 +24,7 @@ import type { Activities } from '../activities';
 import type { AlsPoint, FamilyPoint } from '../contracts/experiment';
 import { MODEL_FAMILIES, type FamilyName } from '../contracts/models';
 import { JobInputs, servedRanking, sparkTaskQueueOf, type JobInputOf, type JobRequest, type JobRun } from '../contracts/jobInputs';
-import type { JobName, JobResultOf } from '../contracts/jobResults';
+import type { AlsPointResult, JobName, JobResultOf } from '../contracts/jobResults';
 import {
   TrainingPipelineInput,
   RUN_LAYOUT,
@@ -229,8 +229,8 @@ async function runStages(
   progress.grid = { done: 0, total: alsSteps + familyPoints.length };
 
   /** Every point on every CV fold: one step per point. */
-  const crossValidate = () =>
-    Promise.all(
+  async function crossValidate() {
+    const done = await Promise.all(
       points.map(async (point: AlsPoint, index: number) => {
         // Named after the point, so a result is only ever reused for the very same point.
         const activityId = gridActivityId(index, point);
@@ -241,6 +241,8 @@ async function runStages(
         return { row, result };
       }),
     );
+    return { rows: done.map((d) => d.row), results: done.map((d) => d.result) };
+  }
 
   /**
    * Successive halving (`halving.ts`): one step per point and fold. Every point is scored on the
@@ -249,7 +251,7 @@ async function runStages(
    */
   async function race() {
     const entries: RaceEntry[] = points.map((point, index) => ({ index, point, foldRmse: [], foldMae: [] }));
-    const results: JobRun<JobResultOf<'als_point'>>['result'][] = [];
+    const results: AlsPointResult[] = [];
     for (let f = 0; f < cv.length; f++) {
       await Promise.all(
         contenders(entries, f, cv.length).map(async (index) => {
@@ -269,7 +271,7 @@ async function runStages(
 
   const [grid, familyGrid] = await timed('grid', () =>
     Promise.all([
-      halving ? race() : crossValidate().then((done) => ({ rows: done.map((d) => d.row), results: done.map((d) => d.result) })),
+      halving ? race() : crossValidate(),
       Promise.all(
         familyPoints.map(async ({ family, point, index }) => {
           const activityId = familyActivityId(family, index, point);

@@ -10,7 +10,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from .. import tables
-from ..analysis import SUMMARY_FILE, AnalysisConfig, analysis_tables, summarize
+from ..analysis import SUMMARY_NAME, AnalysisConfig, analysis_tables, summarize
 from ..storage import write_json
 
 
@@ -28,6 +28,6 @@ def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
         outputs[name] = f"{out}/{name}"
         table.write.mode("overwrite").parquet(outputs[name])
     summary = summarize(ratings, movies, config)
-    summary_uri = f"{out}/{SUMMARY_FILE.rsplit('/', 1)[-1]}"
+    summary_uri = f"{out}/{SUMMARY_NAME}"
     write_json(spark, summary_uri, summary)
     return {"job": "analysis", "outputs": outputs, "summaryUri": summary_uri, "summary": summary}

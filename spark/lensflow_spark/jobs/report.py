@@ -11,7 +11,7 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from ..analysis import REPORT_FILE
+from ..analysis import REPORT_NAME
 from ..plots import figure_png
 from ..report import grid_rows, render_report, report_figures
 from ..storage import list_files, read_json, write_bytes
@@ -48,6 +48,6 @@ def run(spark: SparkSession, job_input: dict[str, Any]) -> dict[str, Any]:
         title=f"lensflow run report: {job_input['dataset']}",
         families=families,
     )
-    report_uri = f"{out}/{REPORT_FILE.rsplit('/', 1)[-1]}"
+    report_uri = f"{out}/{REPORT_NAME}"
     write_bytes(spark, report_uri, html_text.encode("utf-8"))
     return {"job": "report", "reportUri": report_uri, "plots": plots}
