@@ -68,6 +68,7 @@ def run_make_test(log_path: Path) -> tuple[str, float, list[float], int]:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     t0 = time.monotonic()
+    log_path.parent.mkdir(parents=True, exist_ok=True)  # a fresh clone has no .lensflow yet
     with open(log_path, "w") as out:
         proc = subprocess.run(["bash", ".ci/run"], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     seconds = time.monotonic() - t0
