@@ -46,12 +46,6 @@ demo: up
 	  --grid "$$($(call DEMO_CONFIG,grid))" --families "$$($(call DEMO_CONFIG,families))" \
 	  --split "$$($(call DEMO_CONFIG,split))"
 
-# Test JVMs are short-lived and their data tiny: C2's compiles cost more CPU than they win back
-# there (bench/results/test-jit.md), so every Spark JVM the tests start (the stack's engine, EMR
-# test steps, pytest's session) stops at C1. Product runs keep the JVM's default tiers.
-TEST_JIT := -XX:TieredStopAtLevel=1
-test check jest pytest cluster-test: export SPARK_SUBMIT_OPTS := $(strip $(filter-out $(TEST_JIT),$(SPARK_SUBMIT_OPTS)) $(TEST_JIT))
-
 # The stack starts while typecheck and lint run (they need none of it; jest waits for it). It goes
 # down whether the checks pass or not; the exit code is the checks'.
 UP_RC := .lensflow/run/make-test-up.rc
