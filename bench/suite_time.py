@@ -22,21 +22,21 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-# The last full clean-clone run before this work (issue #7's breakdown; jest per-file seconds).
 log = logging.getLogger("bench.suite_time")
 
+# The reference: the last quiet clean-clone run before the figure being measured (ci5, c81fa3b,
+# 2026-12-03, bench/results/test-time.md), per suite and per slow jest file.
 BEFORE = {
-    "total_s": 2239,
+    "total_s": 2152,
     "jest_files_s": {
-        "test/pipeline.emr.e2e.test.ts": 730,
-        "test/pipeline.e2e.test.ts": 329,
-        "test/outage.e2e.test.ts": 207,
-        "test/cluster.e2e.test.ts": 185,
-        "test/sparkEngine.test.ts": 78,
-        "test/emrRunner.test.ts": 69,
-        "test/noSecret.e2e.test.ts": 64,
+        "test/pipeline.emr.e2e.test.ts": 611,
+        "test/pipeline.e2e.test.ts": 262,
+        "test/outage.e2e.test.ts": 195,
+        "test/cluster.e2e.test.ts": 191,
+        "test/sparkEngine.test.ts": 67,
+        "test/emrRunner.test.ts": 58,
     },
-    "pytest_s": 434,
+    "pytest_s": 651,
 }
 
 JEST_FILE = re.compile(r"^(PASS|FAIL)\s+(\S+\.ts)\s+\((\d+(?:\.\d+)?)\s*s\)", re.M)
@@ -83,7 +83,11 @@ def markdown(doc: dict) -> str:
         "# `make test` time",
         "",
         f"Measured {doc['when']} on {os.cpu_count()} cores; load average (1 min) during the run: "
-        f"mean {doc['load']['mean']}, max {doc['load']['max']} (other engineers' Spark ran beside it).",
+        + (
+            f"mean {doc['load']['mean']:.1f}, max {doc['load']['max']:.1f}."
+            if doc["load"]["samples"]
+            else "not sampled (parsed from a saved log)."
+        ),
         "",
         f"Total: **{after['total_s']} s** (before: {before['total_s']} s, clean clone). "
         f"Passed: {after['passed']}.",
