@@ -12,11 +12,22 @@ import logging
 import time
 
 from pyspark.ml.recommendation import ALS
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lensflow_spark.session import local_session
 
 log = logging.getLogger("bench.spark_hog")
+
+
+def hashed_ratings(spark, n: int, *, users: int, items: int) -> DataFrame:
+    """`n` ratings (user, item, rating 1-5) spread over the ids by hashing: no data to read, the
+    same rows every time."""
+    return spark.range(n).select(
+        F.abs(F.hash("id") % users).cast("int").alias("user"),
+        (F.abs(F.hash(F.col("id") * 7)) % items).cast("int").alias("item"),
+        (F.abs(F.hash(F.col("id") * 13)) % 5 + 1).cast("float").alias("rating"),
+    )
 
 
 def main() -> None:
@@ -27,16 +38,7 @@ def main() -> None:
     spark = local_session(
         "lensflow-spark-hog", 2, driver_memory="2g", extra={"spark.ui.showConsoleProgress": "false"}
     )
-    ratings = (
-        spark.range(args.ratings)
-        .select(
-            (F.hash("id") % 20_000).cast("int").alias("user"),
-            (F.abs(F.hash(F.col("id") * 7)) % 5_000).cast("int").alias("item"),
-            (F.abs(F.hash(F.col("id") * 13)) % 5 + 1).cast("float").alias("rating"),
-        )
-        .withColumn("user", F.abs("user"))
-        .cache()
-    )
+    ratings = hashed_ratings(spark, args.ratings, users=20_000, items=5_000).cache()
     ratings.count()
     fits = 0
     while True:

@@ -1,6 +1,6 @@
-"""Why the EMR test server's step JVMs stop at C1: a test-sized Spark job (3 ALS fits on 100k synthetic
-ratings in `local[2]`, in a fresh JVM, as every EMR test step is) with the JVM's
-default tiers and with `-XX:TieredStopAtLevel=1`, alternating, in one command. Records the JVM's
+"""Why the EMR test server's step JVMs stop at C1: a test-sized Spark job (3 ALS fits on 100k
+synthetic ratings in `local[2]`, in a fresh JVM, as every EMR test step is) with the JVM's default
+tiers and with `-XX:TieredStopAtLevel=1`, alternating, in one command. Records the JVM's
 CPU seconds (its own /proc counters, read before it stops) and the job's wall time; writes
 bench/results/test-jit.json and .md.
 
@@ -28,18 +28,14 @@ log = logging.getLogger("bench.test_jit")
 def job() -> None:
     """The measured job; prints one JSON line with the JVM's CPU seconds and the wall time."""
     from pyspark.ml.recommendation import ALS
-    from pyspark.sql import functions as F
+    from spark_hog import hashed_ratings
 
     from lensflow_spark.session import local_session
 
     start = time.monotonic()
     quiet = {"spark.ui.showConsoleProgress": "false"}
     spark = local_session("lensflow-test-jit", 2, driver_memory="1g", extra=quiet)
-    ratings = spark.range(100_000).select(
-        (F.abs(F.hash("id")) % 2_000).alias("user"),
-        (F.abs(F.hash(F.col("id") * 7)) % 500).alias("item"),
-        (F.abs(F.hash(F.col("id") * 13)) % 5 + 1).cast("float").alias("rating"),
-    )
+    ratings = hashed_ratings(spark, 100_000, users=2_000, items=500)
     for seed in range(3):
         ALS(rank=8, maxIter=5, seed=seed).fit(ratings).userFactors.count()  # count forces the fit
     wall = time.monotonic() - start
@@ -92,7 +88,7 @@ def main() -> None:
     )
     (RESULTS / "test-jit.md").write_text(
         "# EMR test steps' JVMs at C1\n\n"
-        f"{doc['when']}, 2 cores,"
+        f"{doc['when']}, {os.cpu_count()} cores,"
         f" `PYTHONPATH=spark .lensflow/venv/bin/python bench/test_jit.py --reps {args.reps}`"
         f" (load average {doc['load_1min']:.1f} at the end). A test-sized Spark job in a fresh JVM:"
         " 3 ALS fits (rank 8, 5 iterations) on 100k synthetic ratings in `local[2]`, means over the reps,"
