@@ -1,5 +1,6 @@
 """Where `make test`'s time goes: runs it with load-average samples beside it, then writes
-bench/results/test-time.json and .md (per suite, per jest file, pytest's slowest tests).
+bench/results/test-time.json (this run) and adds this run's section at the top of
+bench/results/test-time.md, below the earlier runs' (per suite, per jest file, pytest's slowest tests).
 
     python bench/suite_time.py              # runs `bash .ci/run` (the stack ports come from the env)
     python bench/suite_time.py --log FILE   # only parses a saved `make test` log (no load samples)
@@ -77,19 +78,24 @@ def run_make_test(log_path: Path) -> tuple[str, float, list[float], int]:
     return log_path.read_text(), seconds, loads, proc.returncode
 
 
+TITLE = "# `make test` time"
+
+
 def markdown(doc: dict) -> str:
+    """This run's section of test-time.md."""
     after, before = doc["after"], doc["before"]
     lines = [
-        "# `make test` time",
+        f"## {doc['when']}, commit `{doc['commit']}` (bench/suite_time.py)",
         "",
-        f"Measured {doc['when']} on {os.cpu_count()} cores; load average (1 min) during the run: "
+        f"Measured on {os.cpu_count()} cores; load average (1 min) during the run: "
         + (
             f"mean {doc['load']['mean']:.1f}, max {doc['load']['max']:.1f}."
             if doc["load"]["samples"]
             else "not sampled (parsed from a saved log)."
         ),
         "",
-        f"Total: **{after['total_s']} s** (before: {before['total_s']} s, clean clone). "
+        (f"Total: **{after['total_s']} s**" if after["total_s"] is not None else "Total: not timed")
+        + f" (before: {before['total_s']} s, clean clone). "
         f"Passed: {after['passed']}.",
         "",
         "| suite | seconds |",
@@ -111,6 +117,13 @@ def markdown(doc: dict) -> str:
     return "\n".join(lines)
 
 
+def with_section(history: str, section: str) -> str:
+    """test-time.md with `section` first below the title: earlier runs (and their notes written by
+    hand) are kept, newest first, so a comparison can always point at the figures it compares."""
+    body = history.removeprefix(TITLE).lstrip("\n")
+    return f"{TITLE}\n\n{section}\n{body}"
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -123,6 +136,9 @@ def main() -> None:
     after = {"total_s": round(seconds) if seconds is not None else None, **parse(text)}
     doc = {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip(),
         "load": {
             "samples": loads,
             "mean": round(sum(loads) / len(loads), 2) if loads else None,
@@ -133,8 +149,10 @@ def main() -> None:
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "test-time.json").write_text(json.dumps(doc, indent=2) + "\n")
-    (RESULTS / "test-time.md").write_text(markdown(doc))
-    log.info("%s", (RESULTS / "test-time.md").read_text())
+    md = RESULTS / "test-time.md"
+    section = markdown(doc)
+    md.write_text(with_section(md.read_text() if md.exists() else "", section))
+    log.info("%s", section)
 
 
 if __name__ == "__main__":
