@@ -95,8 +95,8 @@ typecheck:
 lint:
 	@rc=0; \
 	npx eslint . || rc=1; \
-	.lensflow/venv/bin/ruff check --config spark/pyproject.toml spark bench || rc=1; \
-	.lensflow/venv/bin/ruff format --check --config spark/pyproject.toml spark bench || rc=1; \
+	.lensflow/venv/bin/ruff check --config spark/pyproject.toml spark bench setup || rc=1; \
+	.lensflow/venv/bin/ruff format --check --config spark/pyproject.toml spark bench setup || rc=1; \
 	exit $$rc
 
 jest:

@@ -96,6 +96,23 @@ if [ "$bundled" != "$fetched" ]; then
   say "pyspark bundles Hadoop $bundled but setup/s3a-jars.pom.xml pins hadoop-aws $fetched: align the pom"; exit 1
 fi
 
+# A CDS archive of the classes Spark JVMs load (setup/jvm_class_archive.py says why), keyed by
+# the JDK, the venv and the jars: the archive is only valid for the exact classpath it was made with.
+cds="$CACHE/cds-$( (java -version 2>&1; echo "$venv $jars"; cat setup/jvm_class_archive.py) | sha256sum | cut -c1-16)"
+if [ -f "$cds/spark.jsa" ]; then say "class archive up to date"
+else
+  say "class archive $cds (one small Spark job)"
+  rm -rf "$cds"; mkdir -p "$cds"
+  if SPARK_SUBMIT_OPTS="-XX:ArchiveClassesAtExit=$cds/spark.jsa.partial" PYSPARK_PYTHON="$venv/bin/python" PATH="$venv/bin:$PATH" \
+    "$venv/bin/spark-submit" --master 'local[2]' --conf "spark.driver.extraClassPath=$jars/*" --conf spark.ui.enabled=false \
+    --conf spark.driver.host=127.0.0.1 --conf spark.driver.bindAddress=127.0.0.1 setup/jvm_class_archive.py > "$logdir/setup-cds.log" 2>&1 \
+    && [ -s "$cds/spark.jsa.partial" ]; then
+    mv "$cds/spark.jsa.partial" "$cds/spark.jsa"
+    find "$CACHE" -maxdepth 1 -name 'cds-*' ! -path "$cds" -exec rm -rf {} +
+  else say "no class archive (Spark JVMs start without it; see $logdir/setup-cds.log)"; rm -rf "$cds"
+  fi
+fi
+
 # Where the tools are, for the stack script and the worker.
 cat > .lensflow/tools.env <<ENV
 LENSFLOW_VENV=$venv
@@ -103,4 +120,7 @@ LENSFLOW_SPARK_JARS=$jars
 LENSFLOW_VERSITYGW=$vgw
 LENSFLOW_TEMPORAL_CLI=$venv/bin/temporal
 ENV
+# Every Spark JVM spark-class starts maps the archive; one whose classpath differs (another jar
+# added) starts without it, its warning on stderr, not on the job's stdout.
+[ -f "$cds/spark.jsa" ] && echo "SPARK_SUBMIT_OPTS=\"-XX:SharedArchiveFile=$cds/spark.jsa -Xlog:cds*=off -Xlog:cds*=warning:stderr\"" >> .lensflow/tools.env
 say "ok ($((SECONDS - T0)) s)"
