@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import type { TrainingPipelineResult } from '../src/contracts/pipeline';
 import { runCli } from './helpers/cli';
 import { stackSettings, uniquePrefix } from './helpers/stack';
+import { SHORT_LIVED_JIT, shortLivedSubmitOpts } from './helpers/shortLivedJvm';
 import { waitFor } from './helpers/waitFor';
 
 // A few minutes on an idle 2-core machine; 12 under the load of six engineers' suites.
@@ -90,6 +91,9 @@ beforeAll(async () => {
     LENSFLOW_TASK_QUEUE: queue,
     LENSFLOW_SPARK_MASTER: master,
     LENSFLOW_SPARK_DRIVER_MEMORY: '1g',
+    // The engine's driver and its executors serve this one small run: C1 only (shortLivedJvm.ts).
+    SPARK_SUBMIT_OPTS: shortLivedSubmitOpts(),
+    PYSPARK_SUBMIT_ARGS: `--conf spark.executor.extraJavaOptions=${SHORT_LIVED_JIT} pyspark-shell`,
   });
   worker = startService('node', [join(repo, 'dist', 'workers', 'main.js')], { ...process.env, LENSFLOW_TASK_QUEUE: queue });
   await waitFor('the cluster engine to be ready', () => (engine!.output().includes('spark worker ready') ? true : undefined), {

@@ -49,6 +49,7 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import { toLocalCommand } from '../../src/activities/localSparkRunner';
 import { createS3Client } from '../../src/activities/s3Client';
 import { loadSettings, type Settings } from '../../src/settings';
+import { shortLivedSubmitOpts } from '../helpers/shortLivedJvm';
 
 export type EmrOperation =
   | 'RunJobFlow' | 'DescribeCluster' | 'ListClusters' | 'TerminateJobFlows' | 'ModifyCluster'
@@ -149,8 +150,6 @@ class EmrError extends Error {
 const KILL_GRACE_MS = 3_000;
 const GROUP_EXIT_TIMEOUT_MS = 15_000;
 const LOG_CAP_BYTES = 4 * 1024 * 1024;
-/** JIT tiers for the steps' JVMs: C1 only (see sparkSubmit). */
-const STEP_JIT = '-XX:TieredStopAtLevel=1';
 const PAGE_SIZE = 50;
 
 const now = () => Date.now() / 1000;
@@ -903,9 +902,8 @@ export class EmrTestServer {
     const stepArgCount = step.args.length - 1 - (step.args.includes('--deploy-mode') ? 2 : 0);
     const split = local.args.length - stepArgCount;
     const args = [...local.args.slice(0, split), ...defaults, ...local.args.slice(split)].map((a) => (/^spark\.pyspark\.(driver\.)?python=/.test(a) ? `${a.split('=')[0]}=${this.localPython()}` : a));
-    // Each step is a fresh JVM that runs seconds of test-sized work: C2's compiles cost it more CPU
-    // than they win back (bench/results/test-jit.md), so the stand-in nodes' JVMs stop at C1.
-    const env = { PYSPARK_PYTHON: this.localPython(), SPARK_SUBMIT_OPTS: [process.env.SPARK_SUBMIT_OPTS, STEP_JIT].filter(Boolean).join(' ') };
+    // Each step is a fresh JVM that runs seconds of test-sized work: the stand-in nodes' JVMs stop at C1.
+    const env = { PYSPARK_PYTHON: this.localPython(), SPARK_SUBMIT_OPTS: shortLivedSubmitOpts() };
     const mode = step.args[step.args.indexOf('--deploy-mode') + 1];
     if (step.args.includes('--deploy-mode') && mode === 'cluster') return this.yarnApplication(cluster, step, local.command, args, env, stderr);
     const code = await this.runProcess(local.command, args, env, stdout, stderr, (pid) => (step.pgid = pid));
