@@ -183,7 +183,8 @@ async function cancelDuringGrid(cancel: (runId: string) => number | null): Promi
   const runId = newRunId('cancel');
   const workflowId = `lensflow-${runId}`;
   const pid = enginePid();
-  const started = await runCli(['run', '--run-id', runId, '--no-wait', ...runOptions]);
+  // A small generated release: cancelling is what is tested, and it needs only a grid job running.
+  const started = await runCli(['run', '--run-id', runId, '--no-wait', '--dataset', 'ml-25m', '--source', 'synthetic:20000:5', ...runOptions]);
   expect(started.status).toBe(0);
   // Beside the full run, the grid may wait for the engine's slots: the deadlines are generous.
   await waitForProgress(workflowId, (p) => p.stage === 'grid', 10 * 60);
