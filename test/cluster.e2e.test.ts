@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TrainingPipelineResult } from '../src/contracts/pipeline';
 import { runCli } from './helpers/cli';
+import { SMALL_RELEASE_CLI } from './helpers/smallRelease';
 import { stackSettings, uniquePrefix } from './helpers/stack';
 import { SHORT_LIVED_JIT, shortLivedSubmitOpts } from './helpers/shortLivedJvm';
 import { waitFor } from './helpers/waitFor';
@@ -119,7 +120,7 @@ test('the pipeline runs to Completed on a master and two workers, its tasks on b
   const runId = `cluster-${randomBytes(3).toString('hex')}`;
   // Not spawnSync: the event loop stays free, so jest's timeout and afterAll's clean-up still run.
   const cli = await runCli(
-    ['run', '--dataset', 'ml-25m', '--source', 'synthetic:20000:5', '--run-id', runId, '--grid', JSON.stringify(GRID),
+    ['run', ...SMALL_RELEASE_CLI, '--run-id', runId, '--grid', JSON.stringify(GRID),
      '--split', JSON.stringify(SPLIT), '--prefix', uniquePrefix('cluster'), '--no-register', '--json'], // prettier-ignore
     { env: { ...process.env, LENSFLOW_TASK_QUEUE: queue } },
   );

@@ -22,6 +22,7 @@ import { ListBucketsCommand } from '@aws-sdk/client-s3';
 import { createS3Client } from '../src/activities/s3Client';
 import { workflowIdFor, type TrainingPipelineInput } from '../src/contracts/pipeline';
 import { progressQuery, trainingPipeline } from '../src/workflows';
+import { SMALL_RELEASE } from './helpers/smallRelease';
 import { boto3Json, killService, processGone, s3Snapshot, servicePid, stackSettings, temporalCli, uniquePrefix } from './helpers/stack';
 import { waitFor } from './helpers/waitFor';
 
@@ -37,10 +38,8 @@ const STARTED = temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STAT
 
 const stamp = `${Date.now().toString(36)}-${randomBytes(2).toString('hex')}`;
 const input = (name: string): TrainingPipelineInput & { runId: string; prefix: string } => ({
-  // A small generated release (ml-25m's format): the outages and their recovery are what is tested,
-  // and a job costs about the same whatever the data.
-  dataset: 'ml-25m',
-  source: { kind: 'synthetic', ratings: 20_000, seed: 5 },
+  // The outages and their recovery are what is tested, and a job costs about the same whatever the data.
+  ...SMALL_RELEASE,
   bucket,
   prefix: uniquePrefix(`outage-${name}`),
   runId: `outage-${name}-${stamp}`,

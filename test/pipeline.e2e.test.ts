@@ -15,6 +15,7 @@ import { Client, Connection } from '@temporalio/client';
 import type { TrainingPipelineResult } from '../src/contracts/pipeline';
 import { progressQuery } from '../src/workflows';
 import { cliPath, runCli } from './helpers/cli';
+import { SMALL_RELEASE_CLI } from './helpers/smallRelease';
 import { boto3Json, stackSettings, temporalCli, uniquePrefix } from './helpers/stack';
 import { waitFor } from './helpers/waitFor';
 
@@ -183,8 +184,8 @@ async function cancelDuringGrid(cancel: (runId: string) => number | null): Promi
   const runId = newRunId('cancel');
   const workflowId = `lensflow-${runId}`;
   const pid = enginePid();
-  // A small generated release: cancelling is what is tested, and it needs only a grid job running.
-  const started = await runCli(['run', '--run-id', runId, '--no-wait', '--dataset', 'ml-25m', '--source', 'synthetic:20000:5', ...runOptions]);
+  // The small generated release: cancelling is what is tested, and it needs only a grid job running.
+  const started = await runCli(['run', '--run-id', runId, '--no-wait', ...SMALL_RELEASE_CLI, ...runOptions]);
   expect(started.status).toBe(0);
   // Beside the full run, the grid may wait for the engine's slots: the deadlines are generous.
   await waitForProgress(workflowId, (p) => p.stage === 'grid', 10 * 60);

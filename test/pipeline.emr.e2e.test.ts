@@ -24,6 +24,7 @@ import { EmrTestServer, liveProcessesMatching } from './emr/emrTestServer';
 import { startFaultyS3Proxy } from './helpers/faultyS3Proxy';
 import { s3Snapshot, stackSettings, temporalCli, uniquePrefix } from './helpers/stack';
 import { shortLivedSubmitOpts } from './helpers/shortLivedJvm';
+import { SMALL_RELEASE } from './helpers/smallRelease';
 import { waitFor } from './helpers/waitFor';
 
 // About 10 minutes on a quiet 2-core machine (each step is a fresh spark-submit JVM); more than 12
@@ -105,13 +106,10 @@ function attempts(workflowId: string): Record<string, number> {
   return out;
 }
 
-// A small generated release (ml-25m's format, planted structure): this file tests the EMR path and
-// the engine's recovery, which cost the same per job whatever the data; ml-latest-small's quality
-// is the pipeline e2e's business. Each step still reads, writes and fits real data.
-const SYNTHETIC = { kind: 'synthetic' as const, ratings: 20_000, seed: 5 };
 const input = (runId: string) => ({
-  dataset: 'ml-25m' as const,
-  source: SYNTHETIC,
+  // This file tests the EMR path and the engine's recovery, which cost the same per job whatever the
+  // data; ml-latest-small's quality is the pipeline e2e's business.
+  ...SMALL_RELEASE,
   bucket,
   prefix,
   runId,
@@ -134,7 +132,7 @@ test('runs every job as an EMR step on a transient cluster that bootstrapped the
   emrResult = result;
 
   expect(result.grid).toHaveLength(1);
-  expect(result.clean.counts.ratings.clean).toBe(SYNTHETIC.ratings);
+  expect(result.clean.counts.ratings.clean).toBe(SMALL_RELEASE.source.ratings);
   expect(result.test.als.rmse).toBeLessThan(result.test.global_mean.rmse!);
   const described = await client.workflow.getHandle(`lensflow-${runId}`).describe();
   const clusterId = (described.memo as { emrClusterId: string }).emrClusterId;
